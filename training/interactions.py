@@ -1,0 +1,50 @@
+"""Id mappings and the sparse user x movie matrices the models train on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class IdIndex:
+    """Sorted dataset ids <-> dense row/column positions."""
+
+    ids: np.ndarray  # int64, sorted, unique
+
+    @classmethod
+    def of(cls, values: np.ndarray | pd.Series) -> IdIndex:
+        return cls(np.unique(np.asarray(values, dtype=np.int64)))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def positions(self, values: np.ndarray | pd.Series) -> np.ndarray:
+        """Positions of values; -1 where a value is not in the index."""
+        values = np.asarray(values, dtype=np.int64)
+        pos = np.searchsorted(self.ids, values)
+        pos = np.minimum(pos, len(self.ids) - 1) if len(self.ids) else np.zeros_like(pos)
+        found = len(self.ids) > 0
+        hit = (self.ids[pos] == values) if found else np.zeros(values.shape, bool)
+        return np.where(hit, pos, -1)
+
+    def position(self, value: int) -> int:
+        return int(self.positions(np.array([value]))[0])
+
+
+def user_item_matrix(
+    ratings: pd.DataFrame, users: IdIndex, movies: IdIndex, values: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """users x movies CSR with the given values (the ratings by default); unknown ids dropped."""
+    rows = users.positions(ratings["user_id"].to_numpy())
+    cols = movies.positions(ratings["movie_id"].to_numpy())
+    data = ratings["rating"].to_numpy(np.float32) if values is None else np.asarray(values, np.float32)
+    keep = (rows >= 0) & (cols >= 0)
+    matrix = sp.csr_matrix(
+        (data[keep], (rows[keep], cols[keep])), shape=(len(users), len(movies)), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    return matrix

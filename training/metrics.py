@@ -1,0 +1,102 @@
+"""Deterministic splits and ranking/rating metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+def holdout_split(
+    ratings: pd.DataFrame, fraction: float = 0.2, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, a random `fraction` of their ratings (rounded) goes to the test part."""
+    rng = np.random.default_rng(seed)
+    keys = rng.random(len(ratings))
+    users = ratings["user_id"].to_numpy()
+    order = np.lexsort((keys, users))
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    rank = np.arange(len(order)) - np.repeat(starts, counts)
+    n_test = np.repeat(np.floor(counts * fraction + 0.5).astype(np.int64), counts)
+    test_mask = np.zeros(len(ratings), dtype=bool)
+    test_mask[order] = rank < n_test
+    return ratings[~test_mask].reset_index(drop=True), ratings[test_mask].reset_index(drop=True)
+
+
+def kfold_splits(ratings: pd.DataFrame, folds: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """Fold number (0..folds-1) of every rating, a random balanced assignment."""
+    rng = np.random.default_rng(seed)
+    assignment = np.arange(len(ratings)) % folds
+    rng.shuffle(assignment)
+    return [assignment == f for f in range(folds)]
+
+
+@dataclass(frozen=True)
+class RankingMetrics:
+    precision: float
+    recall: float
+    ndcg: float
+    map: float
+    coverage: float
+    users: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "ndcg": self.ndcg,
+            "map": self.map,
+            "coverage": self.coverage,
+            "users": self.users,
+        }
+
+
+def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> RankingMetrics:
+    """Metrics@k for recommendation lists `top` (users x k item positions, -1 = empty slot)
+    against a users x items relevance matrix. Users without relevant items are skipped."""
+    k = top.shape[1]
+    n_relevant = np.diff(relevant.indptr)
+    evaluated = n_relevant > 0
+    hits = np.zeros(top.shape, dtype=bool)
+    for row in np.flatnonzero(evaluated):
+        rel = relevant.indices[relevant.indptr[row] : relevant.indptr[row + 1]]
+        hits[row] = np.isin(top[row], rel) & (top[row] >= 0)
+    hits = hits[evaluated]
+    n_rel = n_relevant[evaluated]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits * discounts).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at * hits).sum(axis=1) / np.minimum(n_rel, k)
+    shown = top[evaluated]
+    return RankingMetrics(
+        precision=float(hits.sum(axis=1).mean() / k),
+        recall=float((hits.sum(axis=1) / n_rel).mean()),
+        ndcg=float((dcg / ideal).mean()),
+        map=float(ap.mean()),
+        coverage=float(len(np.unique(shown[shown >= 0])) / n_items),
+        users=int(evaluated.sum()),
+    )
+
+
+def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(actual)) ** 2)))
+
+
+def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(predicted) - np.asarray(actual))))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores per row, best first (-inf scores never chosen)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    result = np.take_along_axis(part, order, axis=1)
+    chosen = np.take_along_axis(part_scores, order, axis=1)
+    return np.where(np.isfinite(chosen), result, -1)

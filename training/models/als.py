@@ -1,0 +1,97 @@
+"""Implicit-feedback ALS (the `implicit` library) and the fold-in shared with serving.
+
+Confidence: implicit multiplies the input matrix by `alpha` and uses the result as the
+confidence of an observed cell, the unobserved ones having confidence 1 (it adds (c - 1)
+y yᵀ to YᵀY). We feed `1 + alpha * w` where w is the rating scaled to (0, 1] ("rating") or 1
+("binary"): an observed cell always weighs more than an unobserved one, and a 5-star rating
+more than a half-star one. This is Hu, Koren & Volinsky's `1 + alpha * r` with the rating
+normalised so that alpha means the same on every rating scale.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
+
+
+class ALSConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    factors: int = Field(128, ge=1, le=1024)
+    regularization: float = Field(30.0, gt=0)
+    alpha: float = Field(2.0, ge=0)
+    iterations: int = Field(15, ge=1, le=200)
+    weighting: Literal["binary", "rating"] = "rating"
+    random_state: int = 0
+
+
+def confidence(ratings: np.ndarray, weighting: str, alpha: float, scale_max: float) -> np.ndarray:
+    weight = np.ones_like(ratings) if weighting == "binary" else ratings / scale_max
+    return (1.0 + alpha * weight).astype(np.float32)
+
+
+class ALSModel:
+    """User and item factors plus the Gramian needed to fold new users in."""
+
+    def __init__(self, config: ALSConfig, user_factors: np.ndarray, item_factors: np.ndarray):
+        self.config = config
+        self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        # YᵀY + λI is shared by every fold-in; computed once.
+        yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
+        self._base = yty + config.regularization * np.eye(yty.shape[0])
+
+    @classmethod
+    def fit(cls, confidence_matrix: sp.csr_matrix, config: ALSConfig, device: str = "cpu") -> ALSModel:
+        """Fit on a users x items matrix of confidences (see `confidence`)."""
+        from implicit.als import AlternatingLeastSquares
+
+        model = AlternatingLeastSquares(
+            factors=config.factors,
+            regularization=config.regularization,
+            alpha=1.0,  # the matrix already holds the confidence
+            iterations=config.iterations,
+            random_state=config.random_state,
+            use_gpu=device == "gpu",
+            calculate_training_loss=False,
+        )
+        with threadpool_limits(1, "blas"):
+            model.fit(confidence_matrix.tocsr().astype(np.float32), show_progress=False)
+        if device == "gpu":
+            model = model.to_cpu()
+        return cls(config, np.asarray(model.user_factors), np.asarray(model.item_factors))
+
+    def fold_in(self, items: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """Exact least-squares user factors for a history against the fixed item factors.
+
+        Solves (YᵀY + Yᵤᵀ(Cᵤ - I)Yᵤ + λI) x = Yᵤᵀ Cᵤ pᵤ, the same normal equations ALS solves
+        for a training user, so a folded-in user scores like a trained one.
+        """
+        if len(items) == 0:
+            return np.zeros(self.item_factors.shape[1], dtype=np.float32)
+        y = self.item_factors[items].astype(np.float64)
+        c = np.asarray(conf, dtype=np.float64)
+        a = self._base + (y.T * (c - 1.0)) @ y
+        b = y.T @ c
+        return np.linalg.solve(a, b).astype(np.float32)
+
+    def save(self, directory: Path) -> dict[str, str]:
+        np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
+        np.save(directory / "als_item_factors.npy", self.item_factors, allow_pickle=False)
+        (directory / "als_config.json").write_text(self.config.model_dump_json(indent=2))
+        return {"user_factors": "als_user_factors.npy", "item_factors": "als_item_factors.npy"}
+
+    @classmethod
+    def load(cls, directory: Path) -> ALSModel:
+        config = ALSConfig.model_validate(json.loads((directory / "als_config.json").read_text()))
+        return cls(
+            config,
+            np.load(directory / "als_user_factors.npy", allow_pickle=False),
+            np.load(directory / "als_item_factors.npy", allow_pickle=False),
+        )
