@@ -1,0 +1,231 @@
+"""The build pipeline: dataset -> tuned models -> tables -> verified bundle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from training.bundle import Bundle, write_bundle
+from training.config import BuildConfig
+from training.datasets import Dataset
+from training.interactions import IdIndex, user_item_matrix
+from training.metrics import holdout_split, ranking_metrics, top_k
+from training.models.als import ALSConfig, ALSModel, confidence
+from training.models.ease import EASEConfig, fit_ease
+from training.models.popularity import charts, movie_stats
+from training.models.rating import RatingModel
+from training.models.similar import similar_movies
+from training.scoring import Ranker
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class RankingFit:
+    ranker: Ranker
+    validation: dict[str, Any]
+
+
+def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = None) -> Path:
+    """Fit everything on `dataset` and write a bundle under `out`; returns its directory."""
+    say = step or (lambda message: log.info(message))
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    ratings = dataset.ratings
+    movie_index = IdIndex.of(dataset.movies["movie_id"])
+    user_index = IdIndex.of(ratings["user_id"])
+    history = user_item_matrix(ratings, user_index, movie_index)
+    scale = dataset.rating_scale
+    lap("index")
+
+    say("fitting ranking models")
+    fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say)
+    lap("ranking")
+
+    say("fitting rating model")
+    rating_model = RatingModel.fit(history, config.rating, scale)
+    lap("rating")
+
+    say("popularity charts and similar movies")
+    movies = dataset.movies.reset_index(drop=True)
+    stats = movie_stats(ratings, movie_index.ids, config.popularity)
+    movies = movies.merge(stats, on="movie_id", how="left")
+    chart_rows = charts(stats, movies["genres"])
+    counts = np.diff(history.tocsc().indptr)
+    positions, scores = similar_movies(
+        fit.ranker.als.item_factors, counts >= config.similar_min_ratings, config.similar_n
+    )
+    lap("tables")
+
+    bundle = Bundle(
+        path=out,
+        manifest={},
+        movies=movies,
+        charts=chart_rows,
+        user_ids=user_index.ids,
+        history=history,
+        similar_positions=positions,
+        similar_scores=scores,
+        ranker=fit.ranker,
+        rating_model=rating_model,
+    )
+    manifest = {
+        "dataset": {
+            "name": dataset.name,
+            "layout": dataset.layout,
+            "checksum": dataset.checksum,
+            "rating_scale": list(scale),
+        },
+        "counts": {
+            "ratings": int(history.nnz),
+            "users": len(user_index),
+            "movies": len(movie_index),
+            "rated_movies": int((counts > 0).sum()),
+        },
+        "config": {
+            **config.model_dump(mode="json"),
+            "als": fit.ranker.als.config.model_dump(mode="json"),
+        },
+        "metrics": {"validation": fit.validation},
+        "timings_s": timings,
+    }
+    say("writing bundle")
+    directory = write_bundle(out, bundle, manifest)
+    return directory
+
+
+def use_ease(config: BuildConfig, n_items: int) -> bool:
+    if config.use_ease == "auto":
+        return n_items <= 4 * config.ease.max_items  # cube cost: only for moderate catalogs
+    return config.use_ease == "on"
+
+
+def should_tune(config: BuildConfig, n_ratings: int) -> bool:
+    if config.tune.enabled == "auto":
+        return n_ratings <= config.tune.max_ratings
+    return config.tune.enabled == "on"
+
+
+def fit_ranking(
+    ratings: pd.DataFrame,
+    users: IdIndex,
+    movies: IdIndex,
+    history: sp.csr_matrix,
+    scale: tuple[float, float],
+    config: BuildConfig,
+    say: Step,
+) -> RankingFit:
+    """Tune ALS, EASE and the blend on a validation split, then refit on all the data."""
+    als_config = config.als
+    ease_config = config.ease
+    with_ease = use_ease(config, len(movies))
+    weights = (1.0, 0.0)
+    validation: dict[str, Any] = {"tuned": False}
+    if should_tune(config, len(ratings)):
+        tuned = tune(ratings, users, movies, scale, config, with_ease, say)
+        als_config, ease_config, weights, validation = tuned
+    als = _fit_als(history, als_config, scale[1], config.device)
+    ease = fit_ease(_binary(history), ease_config) if with_ease and weights[1] > 0 else None
+    ranker = Ranker(als, ease, weights[0], weights[1] if ease is not None else 0.0, scale[1])
+    config.ease = ease_config
+    return RankingFit(ranker, validation)
+
+
+def tune(
+    ratings: pd.DataFrame,
+    users: IdIndex,
+    movies: IdIndex,
+    scale: tuple[float, float],
+    config: BuildConfig,
+    with_ease: bool,
+    say: Step,
+) -> tuple[ALSConfig, EASEConfig, tuple[float, float], dict[str, Any]]:
+    grid = config.tune
+    train, valid = holdout_split(ratings, grid.validation_fraction, grid.seed)
+    train_m = user_item_matrix(train, users, movies)
+    valid_m = user_item_matrix(valid, users, movies)
+    seen = train_m.copy()
+
+    def ndcg(scores: np.ndarray) -> float:
+        return _evaluate(scores, seen, valid_m).ndcg
+
+    results: list[dict[str, Any]] = []
+    best_als: tuple[float, ALSConfig, np.ndarray] | None = None
+    for reg in grid.als_regularization:
+        for alpha in grid.als_alpha:
+            candidate = config.als.model_copy(update={"regularization": reg, "alpha": alpha})
+            model = _fit_als(train_m, candidate, scale[1], config.device)
+            scores = model.user_factors @ model.item_factors.T
+            value = ndcg(scores)
+            results.append({"model": "als", "regularization": reg, "alpha": alpha, "ndcg": value})
+            say(f"  als reg={reg:g} alpha={alpha:g}: nDCG@10 {value:.4f}")
+            if best_als is None or value > best_als[0]:
+                best_als = (value, candidate, scores)
+    assert best_als is not None
+    als_ndcg, als_config, als_scores = best_als
+
+    ease_config = config.ease
+    weights = (1.0, 0.0)
+    best_blend = als_ndcg
+    if with_ease:
+        binary = _binary(train_m)
+        for reg in grid.ease_regularization:
+            candidate_e = config.ease.model_copy(update={"regularization": reg})
+            ease_scores = (binary @ fit_ease(binary, candidate_e)).toarray()
+            for w in grid.blend_als_weight:
+                value = ndcg(w * als_scores + (1 - w) * ease_scores)
+                results.append({"model": "blend", "ease_regularization": reg, "als_weight": w, "ndcg": value})
+                if value > best_blend:
+                    best_blend, ease_config, weights = value, candidate_e, (w, 1 - w)
+            say(f"  ease reg={reg:g}: best blend so far nDCG@10 {best_blend:.4f}")
+    popularity = np.asarray(train_m.getnnz(axis=0), dtype=np.float64)
+    pop_ndcg = ndcg(np.tile(popularity, (train_m.shape[0], 1)))
+    summary = {
+        "tuned": True,
+        "protocol": f"holdout {grid.validation_fraction:g} per user, seed {grid.seed}",
+        "ndcg@10": {"served": best_blend, "als": als_ndcg, "popularity": pop_ndcg},
+        "chosen": {
+            "als": als_config.model_dump(mode="json"),
+            "ease_regularization": ease_config.regularization if weights[1] else None,
+            "als_weight": weights[0],
+            "ease_weight": weights[1],
+        },
+        "grid": results,
+    }
+    return als_config, ease_config, weights, summary
+
+
+def _fit_als(matrix: sp.csr_matrix, config: ALSConfig, scale_max: float, device: str) -> ALSModel:
+    conf = matrix.copy()
+    conf.data = confidence(matrix.data, config.weighting, config.alpha, scale_max)
+    return ALSModel.fit(conf, config, device="gpu" if device == "gpu" else "cpu")
+
+
+def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    binary = matrix.copy()
+    binary.data = np.ones_like(binary.data)
+    return binary
+
+
+def _evaluate(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 10):  # type: ignore[no-untyped-def]
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    rows, cols = seen.nonzero()
+    scores[rows, cols] = -np.inf
+    return ranking_metrics(top_k(scores, k), relevant, seen.shape[1])

@@ -1,0 +1,42 @@
+"""Build configuration: every hyper-parameter, round-tripping to JSON in the manifest."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.models.als import ALSConfig
+from training.models.ease import EASEConfig
+from training.models.popularity import PopularityConfig
+from training.models.rating import RatingConfig
+
+
+class TuneConfig(BaseModel):
+    """Validation-split tuning of the ranking models (on the data being built)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Literal["auto", "on", "off"] = "auto"
+    # 'auto' tunes when the data has at most this many ratings (each grid point is a fit).
+    max_ratings: int = Field(5_000_000, ge=0)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 1
+    als_regularization: list[float] = [3.0, 10.0, 30.0, 100.0]
+    als_alpha: list[float] = [2.0, 5.0, 10.0]
+    ease_regularization: list[float] = [100.0, 300.0, 1000.0]
+    blend_als_weight: list[float] = [0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0]
+
+
+class BuildConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    als: ALSConfig = ALSConfig()
+    ease: EASEConfig = EASEConfig()
+    use_ease: Literal["auto", "on", "off"] = "auto"
+    rating: RatingConfig = RatingConfig()
+    popularity: PopularityConfig = PopularityConfig()
+    tune: TuneConfig = TuneConfig()
+    similar_n: int = Field(100, ge=1, le=1000)
+    similar_min_ratings: int = Field(3, ge=1)
+    device: Literal["auto", "cpu", "gpu"] = "cpu"
