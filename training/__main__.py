@@ -5,6 +5,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from training.cli import main  # noqa: E402
+from training.cli import main
 
 main()

@@ -107,8 +107,7 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
         "timings_s": timings,
     }
     say("writing bundle")
-    directory = write_bundle(out, bundle, manifest)
-    return directory
+    return write_bundle(out, bundle, manifest)
 
 
 def use_ease(config: BuildConfig, n_items: int) -> bool:

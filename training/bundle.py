@@ -147,7 +147,9 @@ def read_bundle(path: Path) -> Bundle:
         raise BundleError(f"{path}: incomplete bundle, missing {', '.join(missing)}")
     for name, expected in files.items():
         if sha256_of(path / name) != expected:
-            raise BundleError(f"{path}: {name} does not match its checksum in {MANIFEST} (tampered or corrupt)")
+            raise BundleError(
+                f"{path}: {name} does not match its checksum in {MANIFEST} (tampered or corrupt)"
+            )
     try:
         return _load_verified(path, manifest)
     except (OSError, ValueError, KeyError) as exc:
@@ -182,7 +184,9 @@ def _load_verified(path: Path, manifest: dict[str, Any]) -> Bundle:
 
 def _save_csr(path: Path, matrix: sp.csr_matrix) -> None:
     matrix = matrix.tocsr()
-    np.savez(path, data=matrix.data, indices=matrix.indices, indptr=matrix.indptr, shape=np.array(matrix.shape))
+    np.savez(
+        path, data=matrix.data, indices=matrix.indices, indptr=matrix.indptr, shape=np.array(matrix.shape)
+    )
 
 
 def _load_csr(path: Path) -> sp.csr_matrix:

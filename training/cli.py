@@ -71,7 +71,9 @@ def build(
             f"validation nDCG@10: served {figures['served']:.4f}, ALS {figures['als']:.4f}, "
             f"popularity {figures['popularity']:.4f}"
         )
-    console.print(f"bundle {directory} ({time.perf_counter() - started:.1f}s); {out}/current -> {directory.name}")
+    console.print(
+        f"bundle {directory} ({time.perf_counter() - started:.1f}s); {out}/current -> {directory.name}"
+    )
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 RATING_COLUMNS = ["user_id", "movie_id", "rating", "timestamp"]
 MOVIE_COLUMNS = ["movie_id", "title", "year", "genres", "imdb_id", "tmdb_id"]
 
-_YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+_YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$")
 
 
 class DatasetError(ValueError):

@@ -63,7 +63,7 @@ def load(directory: Path, layout: str, name: str) -> Dataset:
 
 def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, engine="pyarrow", **kwargs)  # type: ignore[call-overload, no-any-return]
+        return pd.read_csv(path, engine="pyarrow", **kwargs)  # type: ignore[call-overload]
     except Exception as exc:  # pyarrow raises its own error types for malformed input
         raise DatasetError(f"{path}: cannot parse ({exc})") from exc
 

@@ -92,12 +92,12 @@ def load_original(directory: Path, name: str) -> Dataset:
     titles_path = directory / "movie_titles.csv"
     if not titles_path.is_file() and (directory / "download" / "movie_titles.txt").is_file():
         titles_path = directory / "download" / "movie_titles.txt"
-    movies = read_movie_titles(titles_path) if titles_path.is_file() else canonical_movies(
-        pd.DataFrame({"movie_id": pd.Series(dtype="int64"), "title": []})
+    movies = (
+        read_movie_titles(titles_path)
+        if titles_path.is_file()
+        else canonical_movies(pd.DataFrame({"movie_id": pd.Series(dtype="int64"), "title": []}))
     )
-    dataset = Dataset(
-        name, "netflix-original", ratings, complete_movies(ratings, movies), (1.0, 5.0)
-    )
+    dataset = Dataset(name, "netflix-original", ratings, complete_movies(ratings, movies), (1.0, 5.0))
     if (directory / "probe.txt").is_file():
         dataset.probe = read_movie_blocks(directory / "probe.txt", with_date=False)
     if (directory / "qualifying.txt").is_file():
@@ -140,9 +140,7 @@ def read_movie_blocks(path: Path, *, with_date: bool) -> pd.DataFrame:
         movies.append(movie)
         if with_date:
             dates.append(fields[1])
-    frame = pd.DataFrame(
-        {"user_id": np.asarray(users, np.int64), "movie_id": np.asarray(movies, np.int64)}
-    )
+    frame = pd.DataFrame({"user_id": np.asarray(users, np.int64), "movie_id": np.asarray(movies, np.int64)})
     if with_date:
         frame["timestamp"] = _unix_seconds(pd.to_datetime(pd.Series(dates), format="%Y-%m-%d"))
     return frame

@@ -36,7 +36,7 @@ class KnownDataset:
 KNOWN: dict[str, KnownDataset] = {
     d.name: d
     for d in [
-        KnownDataset("ml-latest-small", f"{GROUPLENS}/ml-latest-small.zip", "31a303aabbc519bd33d025e44d6c2570"),
+        KnownDataset("ml-latest-small", f"{GROUPLENS}/ml-latest-small.zip", "31a303aabbc519bd33d025e44d6c2570"),  # noqa: E501
         KnownDataset("ml-100k", f"{GROUPLENS}/ml-100k.zip", "0e33842e24a9c977be4e0107933c0723"),
         KnownDataset("ml-1m", f"{GROUPLENS}/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906"),
         KnownDataset("ml-10m", f"{GROUPLENS}/ml-10m.zip", None),

@@ -31,7 +31,8 @@ def fit_ease(binary: sp.csr_matrix, config: EASEConfig) -> sp.csr_matrix:
         eligible = eligible[np.argsort(-counts[eligible], kind="stable")[: config.max_items]]
     eligible = np.sort(eligible)
     if len(eligible) < 2:
-        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        empty = np.zeros(0, dtype=np.int32)
+        return sp.csr_matrix((empty.astype(np.float32), (empty, empty)), shape=(n_items, n_items))
     x = binary[:, eligible].astype(np.float64)
     gram = (x.T @ x).toarray()
     gram[np.diag_indices_from(gram)] += config.regularization

@@ -122,7 +122,7 @@ class RatingModel:
                 arrays["item_bias"],
                 arrays["user_factors"],
                 arrays["item_factors"],
-                tuple(meta["scale"]),  # type: ignore[arg-type]
+                tuple(meta["scale"]),
             )
 
 

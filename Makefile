@@ -1,0 +1,51 @@
+# The README's two commands: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= ml-latest-small
+ARTIFACTS_DIR ?= artifacts
+HOST ?= 0.0.0.0
+PORT ?= 8000
+
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: install run bundle serve test lint typecheck pytest format lock clean
+
+install: $(VENV)/.installed
+
+# The environment is installed by pip from hashed requirements exported from poetry.lock
+# (scripts/lock.sh keeps them in step); no network beyond the package index is needed.
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	touch $@
+
+run: bundle serve
+
+bundle: install
+	$(BIN)/python -m training build --data $(DATA) --out $(ARTIFACTS_DIR)
+
+serve: install
+	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+test: install lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/python -m pytest
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock:
+	scripts/lock.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

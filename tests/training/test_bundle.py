@@ -1,0 +1,104 @@
+"""Build -> read round trip on a small fixture; a damaged bundle is refused clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.build import build
+from training.bundle import CURRENT, MANIFEST, BundleError, read_bundle
+from training.config import BuildConfig, TuneConfig
+from training.datasets import load_dataset
+from training.models.als import ALSConfig
+
+
+def small_config() -> BuildConfig:
+    return BuildConfig(
+        als=ALSConfig(factors=8, iterations=5),
+        tune=TuneConfig(
+            enabled="on", als_regularization=[1.0, 5.0], als_alpha=[5.0], ease_regularization=[10.0]
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import write_movielens_csv
+
+    root = tmp_path_factory.mktemp("bundle")
+    data = load_dataset(write_movielens_csv(root / "data"))
+    build(data, root / "artifacts", small_config())
+    return root / "artifacts"
+
+
+def test_round_trip(built: Path) -> None:
+    bundle = read_bundle(built)
+    assert (built / CURRENT).is_symlink()
+    manifest = bundle.manifest
+    assert manifest["format_version"] == 1
+    assert manifest["counts"] == {"ratings": 720, "users": 60, "movies": 40, "rated_movies": 40}
+    assert manifest["dataset"]["checksum"].startswith("sha256:")
+    assert manifest["metrics"]["validation"]["tuned"] is True
+    assert set(manifest["files"]) >= {"movies.parquet", "als_item_factors.npy"}
+    assert len(bundle.user_ids) == 60
+    assert bundle.history.shape == (60, 40)
+    assert bundle.similar_positions.shape[0] == 40
+    assert set(bundle.charts["chart"]) == {"most_rated", "top_rated", "trending"}
+    # the served ranking scores the two taste groups apart
+    scores = bundle.ranker.scores(bundle.ranker.als.user_factors[[1]], bundle.history[[1]])[0]
+    assert scores[np.arange(1, 40, 2)].mean() > scores[np.arange(0, 40, 2)].mean()
+
+
+def test_second_build_repoints_current(built: Path, tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    shutil.copytree(built, out, symlinks=True)
+    first = (out / CURRENT).resolve()
+    from tests.conftest import write_movielens_csv
+
+    build(load_dataset(write_movielens_csv(tmp_path / "d")), out, small_config())
+    assert (out / CURRENT).resolve() != first
+    assert first.is_dir()  # the old version stays for rollback
+
+
+def _copy(built: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(built / CURRENT, target)
+    return target
+
+
+def test_tampered_file_is_refused(built: Path, tmp_path: Path) -> None:
+    bundle = _copy(built, tmp_path)
+    factors = np.load(bundle / "als_item_factors.npy")
+    np.save(bundle / "als_item_factors.npy", factors * 2)
+    with pytest.raises(BundleError, match=r"als_item_factors\.npy does not match its checksum"):
+        read_bundle(bundle)
+
+
+def test_missing_file_is_refused(built: Path, tmp_path: Path) -> None:
+    bundle = _copy(built, tmp_path)
+    (bundle / "similar.npz").unlink()
+    with pytest.raises(BundleError, match=r"incomplete bundle, missing similar\.npz"):
+        read_bundle(bundle)
+
+
+def test_missing_manifest_and_other_format(built: Path, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
+        read_bundle(tmp_path)
+    bundle = _copy(built, tmp_path)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["format_version"] = 99
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="bundle format 99"):
+        read_bundle(bundle)
+
+
+def test_bundle_has_no_pickles(built: Path) -> None:
+    for path in (built / CURRENT).iterdir():
+        if path.suffix in {".npy", ".npz"}:
+            loaded = np.load(path, allow_pickle=False)  # raises on object arrays
+            if hasattr(loaded, "close"):
+                loaded.close()

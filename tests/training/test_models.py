@@ -1,0 +1,128 @@
+"""Model contracts: fit / save / load round trip, determinism, fold-in, cold start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from tests.conftest import synthetic_ratings
+from training.interactions import IdIndex, user_item_matrix
+from training.models.als import ALSConfig, ALSModel, confidence
+from training.models.ease import EASEConfig, fit_ease
+from training.models.popularity import PopularityConfig, charts, movie_stats
+from training.models.rating import RatingConfig, RatingModel
+from training.models.similar import similar_movies
+
+
+@pytest.fixture(scope="module")
+def matrix() -> sp.csr_matrix:
+    raw = synthetic_ratings().rename(columns={"userId": "user_id", "movieId": "movie_id"})
+    return user_item_matrix(raw, IdIndex.of(raw["user_id"]), IdIndex.of(raw["movie_id"]))
+
+
+def _als(matrix: sp.csr_matrix, seed: int = 0) -> ALSModel:
+    conf = matrix.copy()
+    conf.data = confidence(matrix.data, "rating", 5.0, 5.0)
+    return ALSModel.fit(conf, ALSConfig(factors=8, regularization=1.0, alpha=5.0, random_state=seed))
+
+
+class TestALS:
+    def test_save_load_round_trip(self, matrix: sp.csr_matrix, tmp_path: Path) -> None:
+        model = _als(matrix)
+        model.save(tmp_path)
+        loaded = ALSModel.load(tmp_path)
+        np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+        assert loaded.config == model.config
+
+    def test_deterministic_with_seed(self, matrix: sp.csr_matrix) -> None:
+        np.testing.assert_allclose(_als(matrix).item_factors, _als(matrix).item_factors, rtol=1e-5)
+
+    def test_learns_the_taste_groups(self, matrix: sp.csr_matrix) -> None:
+        model = _als(matrix)
+        scores = model.user_factors @ model.item_factors.T
+        # user row 1 is user 2 (even): even movies (odd positions, ids start at 1) score higher
+        even_movies = np.arange(1, 40, 2)
+        odd_movies = np.arange(0, 40, 2)
+        assert scores[1, even_movies].mean() > scores[1, odd_movies].mean()
+
+    def test_fold_in_reproduces_a_trained_user(self, matrix: sp.csr_matrix) -> None:
+        model = _als(matrix)
+        row = matrix[5]
+        folded = model.fold_in(row.indices, confidence(row.data, "rating", 5.0, 5.0))
+        trained = model.user_factors[5]
+        cosine = folded @ trained / (np.linalg.norm(folded) * np.linalg.norm(trained))
+        assert cosine > 0.99
+
+    def test_fold_in_of_nothing_is_zero(self, matrix: sp.csr_matrix) -> None:
+        assert not _als(matrix).fold_in(np.array([], dtype=np.int64), np.array([])).any()
+
+
+class TestRatingModel:
+    def test_predicts_taste_and_cold_start(self, matrix: sp.csr_matrix, tmp_path: Path) -> None:
+        model = RatingModel.fit(matrix, RatingConfig(factors=4, iterations=5), (0.5, 5.0))
+        liked, disliked = model.predict(np.array([1, 1]), np.array([1, 0]))  # user 2, movies 2 and 1
+        assert liked > disliked
+        unknown = model.predict(np.array([-1, 1, -1]), np.array([0, -1, -1]))
+        assert unknown[2] == pytest.approx(model.mean, abs=1e-5)
+        assert unknown[0] == pytest.approx(model.mean + model.item_bias[0], abs=1e-5)
+        assert (unknown >= 0.5).all()
+        assert (unknown <= 5.0).all()
+        model.save(tmp_path)
+        again = RatingModel.load(tmp_path)
+        np.testing.assert_allclose(
+            again.predict(np.array([3]), np.array([4])), model.predict(np.array([3]), np.array([4]))
+        )
+
+    def test_fold_in_uses_new_ratings(self, matrix: sp.csr_matrix) -> None:
+        model = RatingModel.fit(matrix, RatingConfig(factors=4, iterations=5), (0.5, 5.0))
+        lover, bias = model.fold_in(np.arange(1, 20, 2), np.full(10, 5.0))
+        hater, bias_h = model.fold_in(np.arange(1, 20, 2), np.full(10, 1.0))
+        item = np.array([21])
+        assert model.predict_for(lover, bias, item)[0] > model.predict_for(hater, bias_h, item)[0]
+
+
+def test_ease_weights_are_sparse_and_useful(matrix: sp.csr_matrix) -> None:
+    binary = matrix.copy()
+    binary.data[:] = 1
+    weights = fit_ease(binary, EASEConfig(regularization=10.0, min_count=1, keep=5))
+    assert weights.shape == (40, 40)
+    assert (weights.getnnz(axis=1) <= 5).all()
+    assert weights.diagonal().sum() == 0
+    scores = (binary[1] @ weights).toarray().ravel()
+    assert scores[np.arange(1, 40, 2)].mean() > scores[np.arange(0, 40, 2)].mean()
+
+
+def test_similar_movies_never_self_and_respects_candidates() -> None:
+    factors = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [1.0, 0.05], [0.0, 0.0]], dtype=np.float32)
+    allowed = np.array([True, True, True, False, True])
+    positions, scores = similar_movies(factors, allowed, n=2, batch=2)
+    assert positions[0].tolist() == [1, 2]  # 3 is closer but not a candidate
+    assert 0 not in positions[0]
+    assert positions[4].tolist() == [-1, -1]  # zero vector: no neighbours
+    assert scores[0, 0] >= scores[0, 1]
+
+
+def test_popularity_charts() -> None:
+    ratings = pd.DataFrame(
+        {
+            "user_id": [1, 2, 3, 1, 2, 1],
+            "movie_id": [10, 10, 10, 20, 20, 30],
+            "rating": [3.0, 3.0, 3.0, 5.0, 5.0, 5.0],
+            "timestamp": [0, 0, 86_400 * 10, 0, 86_400 * 10, 86_400 * 10],
+        }
+    )
+    ids = np.array([10, 20, 30, 40])
+    stats = movie_stats(ratings, ids, PopularityConfig(prior_weight=2.0))
+    mean = ratings["rating"].mean()
+    assert stats.set_index("movie_id").loc[20, "bayes_rating"] == pytest.approx((10 + 2 * mean) / 4)
+    table = charts(stats, pd.Series(["Drama", "Drama|Comedy", "Comedy", "Drama"]))
+    overall = table[(table.chart == "most_rated") & (table.genre == "")]
+    assert overall["movie_id"].tolist() == [10, 20, 30]  # unrated 40 left out
+    top = table[(table.chart == "top_rated") & (table.genre == "")]["movie_id"].tolist()
+    assert top[0] == 20
+    comedy = table[(table.chart == "trending") & (table.genre == "Comedy")]["movie_id"].tolist()
+    assert sorted(comedy) == [20, 30]
