@@ -1,0 +1,85 @@
+"""Catalog routes: one movie, title search, genres, charts and similar movies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.api.common import NOT_FOUND, ExcludeQuery, GenreQuery, KQuery, YearFrom, YearTo
+from app.deps import ServicesDep
+from app.schemas import Genre, GenreList, Movie, MovieList, MoviePage, SimilarMovies
+from app.services.catalog import Filters
+
+router = APIRouter(tags=["movies"])
+MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
+
+
+@router.get("/movies/{movie_id}", response_model=Movie, responses=NOT_FOUND, summary="One movie")
+def get_movie(movie_id: MoviePath, services: ServicesDep) -> dict:
+    return services.catalog.card(services.catalog.position(movie_id))
+
+
+@router.get("/movies", response_model=MoviePage, summary="Search the catalog by title")
+def search_movies(
+    services: ServicesDep,
+    query: Annotated[str, Query(max_length=200, description="Title words; case and accents ignored.")] = "",
+    genre: GenreQuery = None,
+    year_from: YearFrom = None,
+    year_to: YearTo = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Matches to skip.")] = 0,
+) -> dict:
+    filters = Filters(genre, year_from, year_to)
+    total, positions = services.catalog.search(query, filters, limit, offset)
+    items = [services.catalog.card(p) for p in positions]
+    return {"query": query, "total": total, "limit": limit, "offset": offset, "items": items}
+
+
+@router.get("/genres", response_model=GenreList, summary="Genres with their number of movies")
+def list_genres(services: ServicesDep) -> dict:
+    return {"items": [Genre(name=name, movies=count) for name, count in services.catalog.genres()]}
+
+
+@router.get("/trending", response_model=MovieList, summary="Movies with the most recent activity")
+def trending(
+    services: ServicesDep,
+    k: KQuery = 10,
+    genre: GenreQuery = None,
+    year_from: YearFrom = None,
+    year_to: YearTo = None,
+) -> dict:
+    chart = services.catalog.chart("trending", Filters(genre, year_from, year_to), k)
+    return {"items": [services.catalog.card(p, s) for p, s in chart]}
+
+
+@router.get("/top-rated", response_model=MovieList, summary="Best rated movies (Bayesian average)")
+def top_rated(
+    services: ServicesDep,
+    k: KQuery = 10,
+    genre: GenreQuery = None,
+    min_ratings: Annotated[
+        int, Query(ge=0, le=1_000_000, description="Only movies with this many ratings.")
+    ] = 0,
+) -> dict:
+    chart = services.catalog.chart("top_rated", Filters(genre), k, min_ratings)
+    return {"items": [services.catalog.card(p, s) for p, s in chart]}
+
+
+@router.get(
+    "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=NOT_FOUND, summary="Similar movies"
+)
+def similar(
+    movie_id: MoviePath,
+    services: ServicesDep,
+    k: KQuery = 10,
+    genre: GenreQuery = None,
+    year_from: YearFrom = None,
+    year_to: YearTo = None,
+    exclude: ExcludeQuery = None,
+) -> dict:
+    position = services.catalog.position(movie_id)
+    items = services.recommender.similar(
+        position, k, Filters(genre, year_from, year_to, tuple(exclude or ()))
+    )
+    return {"movie": services.catalog.card(position), "items": items}

@@ -1,0 +1,49 @@
+"""Per-user routes: recommendations and because-you-watched rows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.api.common import ExcludeQuery, GenreQuery, KQuery, YearFrom, YearTo
+from app.deps import ServicesDep
+from app.schemas import BecauseYouWatched, UserRecommendations
+from app.services.catalog import Filters
+
+router = APIRouter(tags=["users"])
+UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])]
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=UserRecommendations,
+    summary="Top picks for a user",
+    description="Never a movie the user rated. "
+    "An unknown user gets the trending chart, marked as a fallback.",
+)
+def recommendations(
+    user_id: UserPath,
+    services: ServicesDep,
+    k: KQuery = 10,
+    genre: GenreQuery = None,
+    year_from: YearFrom = None,
+    year_to: YearTo = None,
+    exclude: ExcludeQuery = None,
+) -> dict:
+    filters = Filters(genre, year_from, year_to, tuple(exclude or ()))
+    return services.recommender.for_user(user_id, k, filters)
+
+
+@router.get(
+    "/users/{user_id}/because-you-watched",
+    response_model=BecauseYouWatched,
+    summary="Rows of movies like ones the user rated highly",
+)
+def because_you_watched(
+    user_id: UserPath,
+    services: ServicesDep,
+    rows: Annotated[int, Query(ge=1, le=20, description="How many rows (1-20).")] = 3,
+    k: KQuery = 10,
+) -> dict:
+    return {"user_id": user_id, "rows": services.recommender.because_you_watched(user_id, rows, k)}

@@ -1,0 +1,44 @@
+"""Domain errors raised by services and the one handler that renders them as JSON."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class DomainError(Exception):
+    status_code = 400
+    error = "bad_request"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnknownMovie(DomainError):
+    status_code = 404
+    error = "unknown_movie"
+
+    def __init__(self, movie_id: int):
+        super().__init__(f"movie {movie_id} is not in the catalog")
+        self.movie_id = movie_id
+
+
+class UnknownMovies(DomainError):
+    status_code = 422
+    error = "unknown_movies"
+
+    def __init__(self, movie_ids: list[int]):
+        shown = ", ".join(map(str, movie_ids[:10]))
+        super().__init__(f"movies not in the catalog: {shown}")
+
+
+class ModelNotReady(DomainError):
+    status_code = 503
+    error = "model_not_ready"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"error": exc.error, "detail": exc.detail})

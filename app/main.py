@@ -1,0 +1,55 @@
+"""The composition root: create_app() and the lifespan that loads the bundle."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+# numpy scoring in the request thread pool must not fan out into BLAS threads of its own.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+from app.api import health, movies, recommendations, users
+from app.deps import Services
+from app.errors import install_error_handlers
+from app.settings import Settings
+from training.bundle import BundleError, read_bundle
+
+log = logging.getLogger("cinerec")
+
+DESCRIPTION = """Movie recommendations from an implicit-ALS model (blended with EASE where the catalog
+allows) and star-rating prediction, served from a verified artifact bundle built by
+`python -m training build`. Ids are the dataset's own integer ids."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        path = settings.bundle_path
+        try:
+            bundle = await run_in_threadpool(read_bundle, path)
+        except BundleError as exc:
+            # One clear line, then refuse to start.
+            log.error("cannot start: %s", exc)
+            raise SystemExit(f"cinerec: cannot start: {exc}") from None
+        app.state.services = await run_in_threadpool(Services.from_bundle, bundle)
+        log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
+        yield
+        app.state.services = None
+
+    app = FastAPIOffline(title="cinerec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (health.router, movies.router, users.router, recommendations.router):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

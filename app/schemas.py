@@ -1,0 +1,162 @@
+"""Request and response models: every bound here becomes a 422 that names the field."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MovieId = Annotated[int, Field(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
+UserId = Annotated[int, Field(ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])]
+K = Annotated[int, Field(ge=1, le=100, description="How many items to return (1-100).")]
+
+
+class Movie(BaseModel):
+    movie_id: int = Field(examples=[1])
+    title: str = Field(examples=["Toy Story"])
+    year: int | None = Field(examples=[1995])
+    genres: list[str] = Field(examples=[["Adventure", "Animation"]])
+    imdb_id: int | None = Field(examples=[114709])
+    tmdb_id: int | None = Field(examples=[862])
+
+
+class MovieRef(BaseModel):
+    movie_id: int
+    title: str
+
+
+class ScoredMovie(Movie):
+    score: float = Field(description="Ranking score; higher is better (comparable within one list).")
+
+
+class Recommended(ScoredMovie):
+    because: MovieRef | None = Field(None, description="The watched movie this pick is most similar to.")
+
+
+class MovieList(BaseModel):
+    items: list[ScoredMovie]
+
+
+class MoviePage(BaseModel):
+    query: str
+    total: int = Field(description="Matches before paging.")
+    limit: int
+    offset: int
+    items: list[Movie]
+
+
+class Genre(BaseModel):
+    name: str
+    movies: int
+
+
+class GenreList(BaseModel):
+    items: list[Genre]
+
+
+class SimilarMovies(BaseModel):
+    movie: Movie
+    items: list[ScoredMovie]
+
+
+class UserRecommendations(BaseModel):
+    user_id: int
+    known_user: bool = Field(description="False when the user has no history: the list is the fallback.")
+    fallback: str | None = Field(description="Which chart served an unknown user, else null.")
+    items: list[Recommended]
+
+
+class BecauseRow(BaseModel):
+    because: Movie
+    items: list[ScoredMovie]
+
+
+class BecauseYouWatched(BaseModel):
+    user_id: int
+    rows: list[BecauseRow]
+
+
+class VisitorRating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    movie_id: MovieId
+    rating: float = Field(ge=0, le=10, description="On the dataset's rating scale.", examples=[4.5])
+
+
+class VisitorRequest(BaseModel):
+    """Movies a visitor rated, or simply liked; at least one of the two."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"ratings": [{"movie_id": 1, "rating": 5}], "liked": [260], "k": 10}]
+        },
+    )
+
+    ratings: list[VisitorRating] = Field(default_factory=list, max_length=500)
+    liked: list[MovieId] = Field(default_factory=list, max_length=500)
+    k: K = 10
+    genre: str | None = Field(None, max_length=100)
+    year_from: int | None = Field(None, ge=1800, le=2200)
+    year_to: int | None = Field(None, ge=1800, le=2200)
+    exclude: list[MovieId] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _needs_movies(self) -> VisitorRequest:
+        if not self.ratings and not self.liked:
+            raise ValueError("give at least one movie in 'ratings' or 'liked'")
+        return self
+
+
+class VisitorRecommendations(BaseModel):
+    items: list[Recommended]
+
+
+class PredictionPair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    movie_id: MovieId
+
+
+class PredictionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"pairs": [{"user_id": 1, "movie_id": 1}, {"user_id": 99999, "movie_id": 2}]}]
+        },
+    )
+
+    pairs: list[PredictionPair] = Field(min_length=1, max_length=10_000)
+
+
+class Prediction(BaseModel):
+    user_id: int
+    movie_id: int
+    rating: float = Field(description="Predicted rating on the dataset's scale.")
+    known_user: bool
+    known_movie: bool
+
+
+class PredictionResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    version: str
+    dataset: str
+    trained_at: str
+    format_version: int
+    code_version: str
+    counts: dict[str, int]
+    rating_scale: list[float]
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    model: ModelInfo
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(examples=["unknown_movie"])
+    detail: str = Field(examples=["movie 123456 is not in the catalog"])

@@ -1,0 +1,174 @@
+"""The movie catalog: lookups, title search, genres, filters and popularity charts."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.errors import UnknownMovie, UnknownMovies
+from training.bundle import Bundle
+from training.interactions import IdIndex
+
+
+@dataclass(frozen=True)
+class Filters:
+    genre: str | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    exclude: tuple[int, ...] = ()
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
+
+
+def _fold(text: str) -> str:
+    """Case- and accent-insensitive form of a title or query."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+class Catalog:
+    def __init__(self, bundle: Bundle):
+        movies = bundle.movies
+        self.index = IdIndex(movies["movie_id"].to_numpy(np.int64))
+        self.size = len(movies)
+        self.years = movies["year"].astype("float64").to_numpy()  # NaN = unknown
+        genre_lists = [g.split("|") if g else [] for g in movies["genres"]]
+        self.cards: list[dict[str, Any]] = [
+            {
+                "movie_id": int(movie_id),
+                "title": str(title),
+                "year": _optional_int(year),
+                "genres": genres,
+                "imdb_id": _optional_int(imdb_id),
+                "tmdb_id": _optional_int(tmdb_id),
+            }
+            for movie_id, title, year, imdb_id, tmdb_id, genres in zip(
+                movies["movie_id"].tolist(),
+                movies["title"].tolist(),
+                movies["year"].tolist(),
+                movies["imdb_id"].tolist(),
+                movies["tmdb_id"].tolist(),
+                genre_lists,
+                strict=True,
+            )
+        ]
+        self.n_ratings = movies["n_ratings"].to_numpy(np.int64)
+        self.mean_rating = movies["mean_rating"].to_numpy(np.float64)
+        self._folded_titles = [_fold(card["title"]) for card in self.cards]
+        names = sorted({g for gs in genre_lists for g in gs})
+        self._genre_key = {name.casefold(): name for name in names}
+        self.genre_masks = {name: np.zeros(self.size, dtype=bool) for name in names}
+        for position, genres in enumerate(genre_lists):
+            for genre in genres:
+                self.genre_masks[genre][position] = True
+        self.charts = {
+            (str(chart), str(genre)): group.sort_values("rank")["movie_id"].pipe(
+                lambda ids: self.index.positions(ids.to_numpy())
+            )
+            for (chart, genre), group in bundle.charts.groupby(["chart", "genre"], sort=False)
+        }
+        self.chart_scores = {
+            (str(chart), str(genre)): group.sort_values("rank")["score"].to_numpy()
+            for (chart, genre), group in bundle.charts.groupby(["chart", "genre"], sort=False)
+        }
+
+    # lookups -------------------------------------------------------------------------------
+    def position(self, movie_id: int) -> int:
+        position = self.index.position(movie_id)
+        if position < 0:
+            raise UnknownMovie(movie_id)
+        return position
+
+    def positions(self, movie_ids: list[int]) -> np.ndarray:
+        positions = self.index.positions(np.asarray(movie_ids, dtype=np.int64))
+        unknown = [m for m, p in zip(movie_ids, positions, strict=True) if p < 0]
+        if unknown:
+            raise UnknownMovies(unknown)
+        return positions
+
+    def card(self, position: int, score: float | None = None) -> dict[str, Any]:
+        card = dict(self.cards[position])
+        if score is not None:
+            card["score"] = round(float(score), 6)
+        return card
+
+    def genre_name(self, genre: str) -> str | None:
+        return self._genre_key.get(genre.casefold())
+
+    def genres(self) -> list[tuple[str, int]]:
+        return [(name, int(mask.sum())) for name, mask in self.genre_masks.items()]
+
+    # filters -------------------------------------------------------------------------------
+    def eligible(self, filters: Filters) -> np.ndarray | None:
+        """Boolean mask of movies passing the filters, or None when there are none."""
+        mask: np.ndarray | None = None
+
+        def narrow(other: np.ndarray) -> None:
+            nonlocal mask
+            mask = other if mask is None else mask & other
+
+        if filters.genre is not None:
+            name = self.genre_name(filters.genre)
+            narrow(self.genre_masks[name] if name else np.zeros(self.size, dtype=bool))
+        if filters.year_from is not None:
+            narrow(self.years >= filters.year_from)
+        if filters.year_to is not None:
+            narrow(self.years <= filters.year_to)
+        if filters.exclude:
+            keep = np.ones(self.size, dtype=bool)
+            found = self.index.positions(np.asarray(filters.exclude, dtype=np.int64))
+            keep[found[found >= 0]] = False
+            narrow(keep)
+        return mask
+
+    # search and charts ---------------------------------------------------------------------
+    def search(self, query: str, filters: Filters, limit: int, offset: int) -> tuple[int, list[int]]:
+        """(total, positions): title matches ranked exact > prefix > word start > substring,
+        then by popularity."""
+        mask = self.eligible(filters)
+        candidates = np.flatnonzero(mask) if mask is not None else np.arange(self.size)
+        folded = _fold(query.strip())
+        if folded:
+            ranked = []
+            for position in candidates:
+                title = self._folded_titles[position]
+                found = title.find(folded)
+                if found < 0:
+                    continue
+                if title == folded:
+                    tier = 0
+                elif found == 0:
+                    tier = 1
+                elif not title[found - 1].isalnum():
+                    tier = 2
+                else:
+                    tier = 3
+                ranked.append((tier, -self.n_ratings[position], int(position)))
+            ranked.sort()
+            hits = [p for _, _, p in ranked]
+        else:
+            hits = sorted(candidates.tolist(), key=lambda p: (-self.n_ratings[p], p))
+        return len(hits), hits[offset : offset + limit]
+
+    def chart(self, name: str, filters: Filters, k: int, min_ratings: int = 0) -> list[tuple[int, float]]:
+        genre = ""
+        if filters.genre is not None:
+            genre = self.genre_name(filters.genre) or ""
+            if not genre:
+                return []
+        positions = self.charts.get((name, genre), np.zeros(0, dtype=np.int64))
+        scores = self.chart_scores.get((name, genre), np.zeros(0))
+        keep = np.ones(len(positions), dtype=bool)
+        mask = self.eligible(Filters(None, filters.year_from, filters.year_to, filters.exclude))
+        if mask is not None:
+            keep &= mask[positions]
+        if min_ratings:
+            keep &= self.n_ratings[positions] >= min_ratings
+        chosen = np.flatnonzero(keep)[:k]
+        return [(int(positions[i]), float(scores[i])) for i in chosen]

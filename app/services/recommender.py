@@ -1,0 +1,150 @@
+"""Recommendations and rating predictions over the loaded bundle.
+
+All scoring goes through training.scoring.Ranker and training.models.rating.RatingModel,
+the same code the evaluation measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from app.services.catalog import Catalog, Filters
+from training.bundle import Bundle
+from training.interactions import IdIndex
+from training.metrics import top_k
+
+
+@dataclass(frozen=True)
+class History:
+    """A user's rated movies (catalog positions) and their ratings."""
+
+    positions: np.ndarray
+    ratings: np.ndarray
+
+    def row(self, n_items: int) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (self.ratings.astype(np.float32), self.positions, [0, len(self.positions)]), shape=(1, n_items)
+        )
+
+
+class Recommender:
+    def __init__(self, bundle: Bundle, catalog: Catalog):
+        self.bundle = bundle
+        self.catalog = catalog
+        self.ranker = bundle.ranker
+        self.users = IdIndex(bundle.user_ids)
+        self.history = bundle.history.tocsr()
+        factors = self.ranker.als.item_factors
+        norms = np.linalg.norm(factors, axis=1, keepdims=True)
+        self._unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+        scale = bundle.manifest["dataset"]["rating_scale"]
+        self.scale = (float(scale[0]), float(scale[1]))
+
+    # users ---------------------------------------------------------------------------------
+    def user_row(self, user_id: int) -> int:
+        return self.users.position(user_id)
+
+    def user_history(self, user_id: int) -> History:
+        row = self.user_row(user_id)
+        if row < 0:
+            return History(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        start, end = self.history.indptr[row], self.history.indptr[row + 1]
+        return History(self.history.indices[start:end].astype(np.int64), self.history.data[start:end])
+
+    def for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
+        row = self.user_row(user_id)
+        if row < 0:
+            items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
+            return {"user_id": user_id, "known_user": False, "fallback": "trending", "items": items}
+        history = self.user_history(user_id)
+        vector = self.ranker.als.user_factors[row]
+        items = self._rank(vector, history, k, filters)
+        return {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
+
+    def for_visitor(
+        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
+    ) -> list[dict[str, Any]]:
+        history = History(positions, ratings.astype(np.float32))
+        vector = self.ranker.fold_in(positions, history.ratings)
+        return self._rank(vector, history, k, filters)
+
+    def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
+        scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
+        mask = self.catalog.eligible(filters)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        scores[history.positions] = -np.inf
+        best = top_k(scores[None, :], k)[0]
+        best = best[best >= 0]
+        sources = self._because(best, history)
+        return [
+            {**self.catalog.card(int(p), scores[p]), "because": src}
+            for p, src in zip(best, sources, strict=True)
+        ]
+
+    def _because(self, picks: np.ndarray, history: History) -> list[dict[str, Any] | None]:
+        """For each pick, the liked movie in the history it is most similar to."""
+        liked = (
+            history.positions[history.ratings >= np.median(history.ratings)] if len(history.positions) else []
+        )
+        if len(liked) == 0 or len(picks) == 0:
+            return [None] * len(picks)
+        sims = self._unit[picks] @ self._unit[liked].T
+        best = liked[np.argmax(sims, axis=1)]
+        return [
+            {"movie_id": self.catalog.cards[p]["movie_id"], "title": self.catalog.cards[p]["title"]}
+            for p in best
+        ]
+
+    # similar and because-you-watched -------------------------------------------------------
+    def similar(self, position: int, k: int, filters: Filters) -> list[dict[str, Any]]:
+        neighbours = self.bundle.similar_positions[position]
+        scores = self.bundle.similar_scores[position]
+        keep = neighbours >= 0
+        mask = self.catalog.eligible(filters)
+        if mask is not None:
+            keep &= mask[np.maximum(neighbours, 0)]
+        chosen = np.flatnonzero(keep)[:k]
+        return [self.catalog.card(int(neighbours[i]), scores[i]) for i in chosen]
+
+    def because_you_watched(self, user_id: int, rows: int, k: int) -> list[dict[str, Any]]:
+        history = self.user_history(user_id)
+        if len(history.positions) == 0:
+            return []
+        # Seeds: the highest-rated movies, most similar-able first (those with neighbours).
+        order = np.lexsort((history.positions, -history.ratings))
+        used = set(history.positions.tolist())
+        result: list[dict[str, Any]] = []
+        for seed in history.positions[order]:
+            if len(result) == rows:
+                break
+            picks = []
+            for neighbour, score in zip(
+                self.bundle.similar_positions[seed], self.bundle.similar_scores[seed], strict=True
+            ):
+                if neighbour < 0 or neighbour in used:
+                    continue
+                picks.append((int(neighbour), float(score)))
+                if len(picks) == k:
+                    break
+            if not picks:
+                continue
+            used.update(p for p, _ in picks)
+            result.append(
+                {
+                    "because": self.catalog.card(int(seed)),
+                    "items": [self.catalog.card(p, s) for p, s in picks],
+                }
+            )
+        return result
+
+    # predictions ---------------------------------------------------------------------------
+    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> dict[str, np.ndarray]:
+        users = self.users.positions(user_ids)
+        movies = self.catalog.index.positions(movie_ids)
+        ratings = self.bundle.rating_model.predict(users, movies)
+        return {"rating": ratings, "known_user": users >= 0, "known_movie": movies >= 0}

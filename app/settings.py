@@ -1,0 +1,21 @@
+"""Service settings, read from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    artifacts_dir: Path = Path("artifacts")
+    database_url: str = "sqlite+aiosqlite:///data/cinerec.db"
+    log_level: str = "info"
+
+    @property
+    def bundle_path(self) -> Path:
+        """The bundle served: ARTIFACTS_DIR/current (or ARTIFACTS_DIR itself if it is one)."""
+        current = self.artifacts_dir / "current"
+        return current if current.exists() else self.artifacts_dir
