@@ -36,9 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             bundle = await run_in_threadpool(read_bundle, path)
         except BundleError as exc:
-            # One clear line, then refuse to start.
+            # One clear line in the log, then refuse to start.
             log.error("cannot start: %s", exc)
-            raise SystemExit(f"cinerec: cannot start: {exc}") from None
+            raise BundleError(f"cinerec: cannot start: {exc}") from None
         app.state.services = await run_in_threadpool(Services.from_bundle, bundle)
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
         yield

@@ -141,14 +141,12 @@ class Catalog:
                 found = title.find(folded)
                 if found < 0:
                     continue
-                if title == folded:
-                    tier = 0
-                elif found == 0:
-                    tier = 1
-                elif not title[found - 1].isalnum():
-                    tier = 2
-                else:
-                    tier = 3
+                end = found + len(folded)
+                starts_word = found == 0 or not title[found - 1].isalnum()
+                ends_word = end == len(title) or not title[end].isalnum()
+                # exact title, then whole-word matches, then word starts, then substrings;
+                # within each, matches at the start of the title first.
+                tier = 0 if title == folded else 1 + 2 * (2 - starts_word - ends_word) + (found > 0)
                 ranked.append((tier, -self.n_ratings[position], int(position)))
             ranked.sort()
             hits = [p for _, _, p in ranked]

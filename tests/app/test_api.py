@@ -1,0 +1,248 @@
+"""Every endpoint's happy path and error paths, over ASGI with the lifespan run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import synthetic_ratings
+from training.bundle import BundleError
+
+RATINGS = synthetic_ratings()
+
+
+def seen_by(user_id: int) -> set[int]:
+    return set(RATINGS.loc[RATINGS["userId"] == user_id, "movieId"])
+
+
+class TestHealth:
+    async def test_reports_the_model(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/health")).json()
+        assert body["status"] == "ok"
+        assert body["model"]["dataset"] == "ml-mini"
+        assert body["model"]["counts"]["users"] == 60
+
+
+class TestMovies:
+    async def test_one_movie(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/movies/2")).json()
+        assert body == {
+            "movie_id": 2, "title": "Movie 2, The", "year": 1982, "genres": ["Drama", "Romance"],
+            "imdb_id": 100002, "tmdb_id": 502,
+        }  # fmt: skip
+
+    async def test_unknown_movie_is_404(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/movies/4040")
+        assert response.status_code == 404
+        assert response.json() == {"error": "unknown_movie", "detail": "movie 4040 is not in the catalog"}
+
+    @pytest.mark.parametrize("path", ["/movies/abc", "/movies/-1", "/movies/99999999999999999999999"])
+    async def test_bad_movie_id_is_422(self, client: httpx.AsyncClient, path: str) -> None:
+        response = await client.get(path)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["path", "movie_id"]
+
+    async def test_search_ranks_prefix_first_and_pages(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/movies", params={"query": "MOVIE 1", "limit": 3})).json()
+        assert body["total"] == 11  # Movie 1, Movie 10..19
+        assert body["items"][0]["title"] == "Movie 1, The"
+        page2 = (await client.get("/movies", params={"query": "movie 1", "limit": 3, "offset": 3})).json()
+        assert {m["movie_id"] for m in page2["items"]}.isdisjoint({m["movie_id"] for m in body["items"]})
+
+    async def test_search_filters(self, client: httpx.AsyncClient) -> None:
+        body = (
+            await client.get("/movies", params={"genre": "drama", "year_from": 2000, "limit": 100})
+        ).json()
+        assert body["items"]
+        assert all("Drama" in m["genres"] and m["year"] >= 2000 for m in body["items"])
+
+    async def test_genres(self, client: httpx.AsyncClient) -> None:
+        items = (await client.get("/genres")).json()["items"]
+        assert {g["name"] for g in items} == {"Action", "Comedy", "Drama", "Horror", "Romance"}
+        assert all(g["movies"] > 0 for g in items)
+
+
+class TestCharts:
+    async def test_trending_with_filters(self, client: httpx.AsyncClient) -> None:
+        items = (await client.get("/trending", params={"k": 5, "genre": "Comedy", "year_to": 2010})).json()[
+            "items"
+        ]
+        assert len(items) == 5
+        assert all("Comedy" in m["genres"] and m["year"] <= 2010 for m in items)
+        scores = [m["score"] for m in items]
+        assert scores == sorted(scores, reverse=True)
+
+    async def test_top_rated_min_ratings(self, client: httpx.AsyncClient) -> None:
+        items = (await client.get("/top-rated", params={"k": 100, "min_ratings": 25})).json()["items"]
+        counts = RATINGS.groupby("movieId").size()
+        assert items
+        assert all(counts[m["movie_id"]] >= 25 for m in items)
+
+    @pytest.mark.parametrize("k", [0, 101, "x"])
+    async def test_bad_k(self, client: httpx.AsyncClient, k: object) -> None:
+        response = await client.get("/trending", params={"k": k})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["query", "k"]
+
+    async def test_unknown_genre_is_empty(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/trending", params={"genre": "Western"})).json()["items"] == []
+
+
+class TestSimilar:
+    async def test_similar_movies_share_taste_group(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/movies/2/similar", params={"k": 5})).json()
+        assert body["movie"]["movie_id"] == 2
+        ids = [m["movie_id"] for m in body["items"]]
+        assert len(ids) == 5
+        assert 2 not in ids
+        assert sum(i % 2 == 0 for i in ids) >= 4
+
+    async def test_filters_applied_before_cut(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/movies/2/similar", params={"k": 3, "exclude": [4, 6, 8]})).json()
+        ids = [m["movie_id"] for m in body["items"]]
+        assert len(ids) == 3
+        assert not {4, 6, 8} & set(ids)
+
+    async def test_unknown_movie(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/movies/777/similar")).status_code == 404
+
+
+class TestUserRecommendations:
+    async def test_never_recommends_seen_movies(self, client: httpx.AsyncClient) -> None:
+        for user in (1, 2, 17):
+            body = (await client.get(f"/users/{user}/recommendations", params={"k": 20})).json()
+            ids = {m["movie_id"] for m in body["items"]}
+            assert body["known_user"] is True
+            assert ids
+            assert not ids & seen_by(user)
+
+    async def test_recommends_the_users_taste(self, client: httpx.AsyncClient) -> None:
+        items = (await client.get("/users/2/recommendations", params={"k": 5})).json()["items"]
+        assert sum(m["movie_id"] % 2 == 0 for m in items) >= 4
+        assert all(m["because"]["movie_id"] in seen_by(2) for m in items)
+
+    async def test_filters_give_k_items(self, client: httpx.AsyncClient) -> None:
+        params = {"k": 4, "genre": "Action", "exclude": [5]}
+        items = (await client.get("/users/2/recommendations", params=params)).json()["items"]
+        eligible = {m for m in range(1, 41) if m % 5 in (1, 4) and m % 7} - seen_by(2) - {5}
+        assert len(items) == min(4, len(eligible))
+        assert all("Action" in m["genres"] and m["movie_id"] != 5 for m in items)
+
+    async def test_unknown_user_gets_marked_fallback(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/users/4294967295/recommendations", params={"k": 3})).json()
+        assert body["known_user"] is False
+        assert body["fallback"] == "trending"
+        assert len(body["items"]) == 3
+
+    async def test_because_you_watched_rows(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/users/3/because-you-watched", params={"rows": 3, "k": 4})).json()
+        rows = body["rows"]
+        assert len(rows) == 3
+        shown = [m["movie_id"] for row in rows for m in row["items"]]
+        assert len(shown) == len(set(shown))  # no duplicates across rows
+        assert not set(shown) & seen_by(3)
+        assert all(row["because"]["movie_id"] in seen_by(3) for row in rows)
+
+    async def test_because_you_watched_unknown_user_is_empty(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/users/5555/because-you-watched")).json()["rows"] == []
+
+
+class TestVisitor:
+    async def test_fold_in_follows_the_picks(self, client: httpx.AsyncClient) -> None:
+        body = {"ratings": [{"movie_id": m, "rating": 5} for m in (2, 4, 6)], "liked": [8], "k": 6}
+        items = (await client.post("/recommendations", json=body)).json()["items"]
+        ids = [m["movie_id"] for m in items]
+        assert len(ids) == 6
+        assert not {2, 4, 6, 8} & set(ids)
+        assert sum(i % 2 == 0 for i in ids) >= 5
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({}, "body"),
+            ({"ratings": [], "liked": []}, "body"),
+            ({"liked": [1], "k": 0}, "k"),
+            ({"ratings": [{"movie_id": 1, "rating": 11}]}, "rating"),
+            ({"liked": list(range(501))}, "liked"),
+            ({"liked": [1], "surprise": True}, "surprise"),
+        ],
+    )
+    async def test_bad_bodies_are_422(self, client: httpx.AsyncClient, body: dict, field: str) -> None:
+        response = await client.post("/recommendations", json=body)
+        assert response.status_code == 422
+        assert field in str(response.json()["detail"])
+
+    async def test_unknown_movie_in_body(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/recommendations", json={"liked": [1, 9999]})
+        assert response.status_code == 422
+        assert response.json()["error"] == "unknown_movies"
+        assert "9999" in response.json()["detail"]
+
+
+class TestPredictions:
+    async def test_in_order_with_unknowns(self, client: httpx.AsyncClient) -> None:
+        pairs = [
+            {"user_id": 2, "movie_id": 4},
+            {"user_id": 2, "movie_id": 3},
+            {"user_id": 123456789, "movie_id": 4},
+            {"user_id": 2, "movie_id": 9999},
+        ]
+        preds = (await client.post("/predictions", json={"pairs": pairs})).json()["predictions"]
+        assert [(p["user_id"], p["movie_id"]) for p in preds] == [
+            (p["user_id"], p["movie_id"]) for p in pairs
+        ]
+        assert preds[0]["rating"] > preds[1]["rating"]  # even user, even movie
+        assert [p["known_user"] for p in preds] == [True, True, False, True]
+        assert [p["known_movie"] for p in preds] == [True, True, True, False]
+        assert all(1.0 <= p["rating"] <= 5.0 for p in preds)
+
+    async def test_ten_thousand_pairs(self, client: httpx.AsyncClient) -> None:
+        pairs = [{"user_id": i % 70, "movie_id": i % 45} for i in range(10_000)]
+        response = await client.post("/predictions", json={"pairs": pairs})
+        assert len(response.json()["predictions"]) == 10_000
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"pairs": []},
+            {"pairs": [{"user_id": 1, "movie_id": 1}] * 10_001},
+            {"pairs": [{"user_id": -1, "movie_id": 1}]},
+        ],
+    )
+    async def test_bad_bodies(self, client: httpx.AsyncClient, body: dict) -> None:
+        assert (await client.post("/predictions", json=body)).status_code == 422
+
+
+class TestDocs:
+    async def test_docs_served_offline(self, client: httpx.AsyncClient) -> None:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        assert "cdn" not in page.text.lower()
+        asset = page.text.split('src="')[1].split('"')[0]
+        assert asset.startswith("/")
+        assert (await client.get(asset)).status_code == 200
+
+    async def test_openapi_describes_every_route(self, client: httpx.AsyncClient) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        for path in [
+            "/health",
+            "/movies/{movie_id}/similar",
+            "/users/{user_id}/recommendations",
+            "/predictions",
+        ]:
+            assert path in schema["paths"]
+        for path, ops in schema["paths"].items():
+            for op in ops.values():
+                assert op.get("summary"), path
+
+
+async def test_missing_bundle_stops_startup(tmp_path: Path) -> None:
+    app = create_app(Settings(artifacts_dir=tmp_path))
+    with pytest.raises(BundleError, match=r"cannot start: no bundle at .*manifest\.json is missing"):
+        async with LifespanManager(app):
+            pass
