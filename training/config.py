@@ -22,9 +22,9 @@ class TuneConfig(BaseModel):
     max_ratings: int = Field(5_000_000, ge=0)
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 1
-    als_regularization: list[float] = [3.0, 10.0, 30.0, 100.0]
+    als_regularization: list[float] = [10.0, 30.0, 100.0]
     als_alpha: list[float] = [2.0, 5.0, 10.0]
-    ease_regularization: list[float] = [100.0, 300.0, 1000.0]
+    ease_regularization: list[float] = [300.0, 1000.0]
     blend_als_weight: list[float] = [0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0]
 
 

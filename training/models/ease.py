@@ -8,9 +8,12 @@ ranking quality (see the README's evaluation figures).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 
 class EASEConfig(BaseModel):
@@ -36,7 +39,8 @@ def fit_ease(binary: sp.csr_matrix, config: EASEConfig) -> sp.csr_matrix:
     x = binary[:, eligible].astype(np.float64)
     gram = (x.T @ x).toarray()
     gram[np.diag_indices_from(gram)] += config.regularization
-    p = np.linalg.inv(gram)
+    with threadpool_limits(os.cpu_count() or 1, "blas"):  # the inversion is one big BLAS job: use every core
+        p = np.linalg.inv(gram)
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     return _prune(b.astype(np.float32), eligible, n_items, config.keep)
