@@ -84,7 +84,7 @@ class TestCharts:
         assert all(counts[m["movie_id"]] >= 25 for m in items)
 
     @pytest.mark.parametrize("k", [0, 101, "x"])
-    async def test_bad_k(self, client: httpx.AsyncClient, k: object) -> None:
+    async def test_bad_k(self, client: httpx.AsyncClient, k: int | str) -> None:
         response = await client.get("/trending", params={"k": k})
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "k"]
@@ -127,7 +127,7 @@ class TestUserRecommendations:
         assert all(m["because"]["movie_id"] in seen_by(2) for m in items)
 
     async def test_filters_give_k_items(self, client: httpx.AsyncClient) -> None:
-        params = {"k": 4, "genre": "Action", "exclude": [5]}
+        params: dict[str, int | str | list[int]] = {"k": 4, "genre": "Action", "exclude": [5]}
         items = (await client.get("/users/2/recommendations", params=params)).json()["items"]
         eligible = {m for m in range(1, 41) if m % 5 in (1, 4) and m % 7} - seen_by(2) - {5}
         assert len(items) == min(4, len(eligible))
