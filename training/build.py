@@ -21,7 +21,7 @@ from training.metrics import holdout_split, ranking_metrics, top_k
 from training.models.als import ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
 from training.models.popularity import charts, movie_stats
-from training.models.rating import RatingModel
+from training.models.predictor import RatingPredictor
 from training.models.similar import similar_movies
 from training.scoring import Ranker
 
@@ -34,6 +34,7 @@ Step = Callable[[str], None]
 class RankingFit:
     ranker: Ranker
     validation: dict[str, Any]
+    ease_config: EASEConfig
 
 
 def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = None) -> Path:
@@ -60,7 +61,7 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
     lap("ranking")
 
     say("fitting rating model")
-    rating_model = RatingModel.fit(history, config.rating, scale)
+    rating_model = RatingPredictor.fit(history, config.rating, scale)
     lap("rating")
 
     say("popularity charts and similar movies")
@@ -102,6 +103,7 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
         "config": {
             **config.model_dump(mode="json"),
             "als": fit.ranker.als.config.model_dump(mode="json"),
+            "ease": fit.ease_config.model_dump(mode="json"),
         },
         "metrics": {"validation": fit.validation},
         "timings_s": timings,
@@ -140,11 +142,17 @@ def fit_ranking(
     if should_tune(config, len(ratings)):
         tuned = tune(ratings, users, movies, scale, config, with_ease, say)
         als_config, ease_config, weights, validation = tuned
+        # EASE's penalty competes with XᵀX, whose entries grow with the number of ratings, so
+        # λ tuned on the (1 - f) training part is scaled up for the refit on everything. ALS's
+        # data term sums over every user x movie cell (unobserved ones weigh 1), which the
+        # per-user split leaves unchanged, so its regularisation carries over as it is.
+        grow = 1.0 / (1.0 - config.tune.validation_fraction)
+        ease_config = ease_config.model_copy(update={"regularization": ease_config.regularization * grow})
+        validation["refit_regularization_scale"] = grow
     als = _fit_als(history, als_config, scale[1], config.device)
     ease = fit_ease(_binary(history), ease_config) if with_ease and weights[1] > 0 else None
     ranker = Ranker(als, ease, weights[0], weights[1] if ease is not None else 0.0, scale[1])
-    config.ease = ease_config
-    return RankingFit(ranker, validation)
+    return RankingFit(ranker, validation, ease_config)
 
 
 def tune(

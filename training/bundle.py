@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from training.models.als import ALSModel
-from training.models.rating import RatingModel
+from training.models.predictor import RatingPredictor
 from training.scoring import Ranker
 
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ EASE = "ease.npz"
 REQUIRED = [
     MOVIES, CHARTS, USERS, HISTORY, SIMILAR,
     "als_user_factors.npy", "als_item_factors.npy", "als_config.json",
-    "rating_model.npz", "rating_model.json",
+    "rating_model.npz", "rating_model.json", "rating_blend.json",
 ]  # fmt: skip
 
 
@@ -60,7 +60,7 @@ class Bundle:
     similar_positions: np.ndarray
     similar_scores: np.ndarray
     ranker: Ranker
-    rating_model: RatingModel
+    rating_model: RatingPredictor
 
     @property
     def version(self) -> str:
@@ -178,7 +178,7 @@ def _load_verified(path: Path, manifest: dict[str, Any]) -> Bundle:
         similar_positions=positions,
         similar_scores=scores,
         ranker=ranker,
-        rating_model=RatingModel.load(path),
+        rating_model=RatingPredictor.load(path),
     )
 
 

@@ -76,6 +76,61 @@ def build(
     )
 
 
+@app.command()
+def evaluate(
+    data: DataOption,
+    protocol: Annotated[
+        str, typer.Option(help="holdout (ranking), kfold (5-fold RMSE) or time (Netflix-style by year).")
+    ] = "holdout",
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Report file; PNG plots are written beside it.")
+    ] = Path("reports/evaluation.json"),
+    config: Annotated[Path | None, typer.Option(help="JSON file with a BuildConfig.")] = None,
+) -> None:
+    """Evaluate the models with a protocol; print a table, write JSON and PNG plots."""
+    from rich.table import Table
+
+    from training.datasets import DatasetError, load_dataset
+    from training.evaluate import PROTOCOLS, run, write_plots
+
+    if protocol not in PROTOCOLS:
+        console.print(f"[red]error:[/red] unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        raise typer.Exit(2)
+    settings = BuildConfig.model_validate_json(config.read_text()) if config else BuildConfig()
+    try:
+        dataset = load_dataset(data)
+    except DatasetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        report = run(dataset, protocol, settings, lambda m: console.print(m))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2))
+    plots = write_plots(report, json_path.with_suffix(""))
+
+    table = Table(title=f"{dataset.name}: {report['description']}")
+    table.add_column("model")
+    if protocol == "holdout":
+        for column in ("nDCG@10", "P@10", "R@10", "MAP@10", "coverage"):
+            table.add_column(column, justify="right")
+        for name, model in report["models"].items():
+            m = model["at_10"]
+            table.add_row(
+                name, *(f"{m[key]:.4f}" for key in ("ndcg", "precision", "recall", "map", "coverage"))
+            )
+    else:
+        table.add_column("RMSE", justify="right")
+        table.add_column("MAE", justify="right")
+        for name, model in report["models"].items():
+            mae_value = model.get("mae")
+            table.add_row(name, f"{model['rmse']:.4f}", "" if mae_value is None else f"{mae_value:.4f}")
+    Console().print(table)
+    console.print(f"report {json_path}; plots {', '.join(str(p) for p in plots)} ({report['seconds']}s)")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     app()

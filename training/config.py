@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from training.models.als import ALSConfig
 from training.models.ease import EASEConfig
 from training.models.popularity import PopularityConfig
-from training.models.rating import RatingConfig
+from training.models.predictor import PredictorConfig
 
 
 class TuneConfig(BaseModel):
@@ -24,8 +24,8 @@ class TuneConfig(BaseModel):
     seed: int = 1
     als_regularization: list[float] = [10.0, 30.0, 100.0]
     als_alpha: list[float] = [2.0, 5.0, 10.0]
-    ease_regularization: list[float] = [300.0, 1000.0]
-    blend_als_weight: list[float] = [0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0]
+    ease_regularization: list[float] = [200.0, 500.0, 1000.0]
+    blend_als_weight: list[float] = [0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 1.0]
 
 
 class BuildConfig(BaseModel):
@@ -34,7 +34,7 @@ class BuildConfig(BaseModel):
     als: ALSConfig = ALSConfig()
     ease: EASEConfig = EASEConfig()
     use_ease: Literal["auto", "on", "off"] = "auto"
-    rating: RatingConfig = RatingConfig()
+    rating: PredictorConfig = PredictorConfig()
     popularity: PopularityConfig = PopularityConfig()
     tune: TuneConfig = TuneConfig()
     similar_n: int = Field(100, ge=1, le=1000)

@@ -16,6 +16,7 @@ from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
 from training.interactions import IdIndex
 from training.metrics import top_k
+from training.models.knn import SparseLookup
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Recommender:
         self.ranker = bundle.ranker
         self.users = IdIndex(bundle.user_ids)
         self.history = bundle.history.tocsr()
+        self.ratings_lookup = SparseLookup(self.history)
         factors = self.ranker.als.item_factors
         norms = np.linalg.norm(factors, axis=1, keepdims=True)
         self._unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
@@ -146,5 +148,5 @@ class Recommender:
     def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> dict[str, np.ndarray]:
         users = self.users.positions(user_ids)
         movies = self.catalog.index.positions(movie_ids)
-        ratings = self.bundle.rating_model.predict(users, movies)
+        ratings = self.bundle.rating_model.predict(users, movies, self.ratings_lookup)
         return {"rating": ratings, "known_user": users >= 0, "known_movie": movies >= 0}

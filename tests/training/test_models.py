@@ -13,7 +13,9 @@ from tests.conftest import synthetic_ratings
 from training.interactions import IdIndex, user_item_matrix
 from training.models.als import ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
+from training.models.knn import ItemKNN, KNNConfig, SparseLookup
 from training.models.popularity import PopularityConfig, charts, movie_stats
+from training.models.predictor import PredictorConfig, RatingPredictor
 from training.models.rating import RatingConfig, RatingModel
 from training.models.similar import similar_movies
 
@@ -126,3 +128,50 @@ def test_popularity_charts() -> None:
     assert top[0] == 20
     comedy = table[(table.chart == "trending") & (table.genre == "Comedy")]["movie_id"].tolist()
     assert sorted(comedy) == [20, 30]
+
+
+class TestItemKNN:
+    def test_neighbours_and_prediction(self, matrix: sp.csr_matrix, tmp_path: Path) -> None:
+        knn = ItemKNN.fit(matrix, KNNConfig(keep=10, shrinkage=0.0))
+        # neighbours of movie position 1 (id 2, an even movie) are mostly even movies
+        nbrs = knn.neighbours[1][knn.neighbours[1] >= 0]
+        assert len(nbrs) > 0
+        assert 1 not in nbrs
+        assert np.mean(nbrs % 2 == 1) > 0.7
+        lookup = SparseLookup(matrix)
+        liked, disliked = knn.predict(np.array([1, 1]), np.array([3, 2]), lookup)
+        assert liked > disliked
+        knn.save(tmp_path)
+        again = ItemKNN.load(tmp_path)
+        np.testing.assert_array_equal(
+            again.predict(np.array([1]), np.array([3]), lookup),
+            knn.predict(np.array([1]), np.array([3]), lookup),
+        )
+
+    def test_unknown_user_and_movie_get_baselines(self, matrix: sp.csr_matrix) -> None:
+        knn = ItemKNN.fit(matrix, KNNConfig())
+        pred = knn.predict(np.array([-1, 0]), np.array([0, -1]), SparseLookup(matrix))
+        assert pred[0] == pytest.approx(knn.mean + knn.item_bias[0], abs=1e-5)
+        assert pred[1] == pytest.approx(knn.mean + knn.user_bias[0], abs=1e-5)
+
+
+def test_sparse_lookup() -> None:
+    matrix = sp.csr_matrix(np.array([[0, 2.0, 0], [3.0, 0, 4.0]]))
+    found, values = SparseLookup(matrix)(np.array([[0], [1], [-1]]), np.array([[1, 2], [2, 1], [0, 0]]))
+    assert found.tolist() == [[True, False], [True, False], [False, False]]
+    assert values.tolist() == [[2.0, 0.0], [4.0, 0.0], [0.0, 0.0]]
+
+
+def test_predictor_blend_round_trip(matrix: sp.csr_matrix, tmp_path: Path) -> None:
+    config = PredictorConfig(mf=RatingConfig(factors=4, iterations=5), knn=KNNConfig(keep=10))
+    predictor = RatingPredictor.fit(matrix, config, (0.5, 5.0))
+    assert predictor.knn is not None
+    assert predictor.weights[1] != 0
+    predictor.save(tmp_path)
+    again = RatingPredictor.load(tmp_path)
+    lookup = SparseLookup(matrix)
+    users, items = np.array([1, 2, -1]), np.array([3, 4, 5])
+    np.testing.assert_allclose(again.predict(users, items, lookup), predictor.predict(users, items, lookup))
+    assert (
+        (predictor.predict(users, items, lookup) >= 0.5) & (predictor.predict(users, items, lookup) <= 5)
+    ).all()

@@ -52,16 +52,16 @@ class ALSModel:
         """Fit on a users x items matrix of confidences (see `confidence`)."""
         from implicit.als import AlternatingLeastSquares
 
-        model = AlternatingLeastSquares(
-            factors=config.factors,
-            regularization=config.regularization,
-            alpha=1.0,  # the matrix already holds the confidence
-            iterations=config.iterations,
-            random_state=config.random_state,
-            use_gpu=device == "gpu",
-            calculate_training_loss=False,
-        )
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit checks (and warns) in its constructor
+            model = AlternatingLeastSquares(
+                factors=config.factors,
+                regularization=config.regularization,
+                alpha=1.0,  # the matrix already holds the confidence
+                iterations=config.iterations,
+                random_state=config.random_state,
+                use_gpu=device == "gpu",
+                calculate_training_loss=False,
+            )
             model.fit(confidence_matrix.tocsr().astype(np.float32), show_progress=False)
         if device == "gpu":
             model = model.to_cpu()

@@ -21,9 +21,10 @@ class RatingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     factors: int = Field(64, ge=0, le=512)
-    regularization: float = Field(0.12, ge=0)
+    regularization: float = Field(0.14, ge=0)
     bias_regularization: float = Field(5.0, ge=0)
-    iterations: int = Field(12, ge=1, le=200)
+    iterations: int = Field(15, ge=1, le=200)
+    cg_steps: int = Field(3, ge=1, le=50)
     random_state: int = 0
 
 
@@ -126,6 +127,9 @@ class RatingModel:
             )
 
 
+_CHUNK_RATINGS = 2_000_000
+
+
 def _solve_side(
     matrix: sp.csr_matrix,
     mean: float,
@@ -135,15 +139,77 @@ def _solve_side(
     bias: np.ndarray,
     config: RatingConfig,
 ) -> None:
-    """Re-solve every row of one side (users or items) against the other, in place."""
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    for row in range(matrix.shape[0]):
-        start, end = indptr[row], indptr[row + 1]
-        if start == end:
-            continue
-        cols = indices[start:end]
-        target = data[start:end] - mean - other_bias[cols]
-        factors[row], bias[row] = _solve_one(other_factors[cols], target, config)
+    """Update every row of one side (users or items) against the other, in place.
+
+    Each row's normal equations (XᵀX + D) w = Xᵀt, with x = [q_j, 1] per rating, are solved
+    by a few conjugate-gradient steps warm-started from the current solution, the approach
+    `implicit` takes for implicit ALS: O(ratings · factors) per step instead of the
+    O(ratings · factors²) of forming every XᵀX, and vectorised over all rows at once.
+    Rows are processed in chunks of ratings to bound memory.
+    """
+    indptr = matrix.indptr
+    n_rows = matrix.shape[0]
+    start = 0
+    while start < n_rows:
+        stop = int(np.searchsorted(indptr, indptr[start] + _CHUNK_RATINGS, side="right")) - 1
+        stop = min(max(stop, start + 1), n_rows)
+        _cg_rows(matrix, start, stop, mean, other_factors, other_bias, factors, bias, config)
+        start = stop
+
+
+def _cg_rows(
+    matrix: sp.csr_matrix,
+    start: int,
+    stop: int,
+    mean: float,
+    other_factors: np.ndarray,
+    other_bias: np.ndarray,
+    factors: np.ndarray,
+    bias: np.ndarray,
+    config: RatingConfig,
+) -> None:
+    lo, hi = matrix.indptr[start], matrix.indptr[stop]
+    cols = matrix.indices[lo:hi]
+    k = other_factors.shape[1]
+    design = np.empty((hi - lo, k + 1), dtype=np.float64)
+    design[:, :k] = other_factors[cols]
+    design[:, k] = 1.0
+    target = matrix.data[lo:hi] - mean - other_bias[cols]
+    counts = np.diff(matrix.indptr[start : stop + 1])
+    owner = np.repeat(np.arange(stop - start), counts)
+    summer = sp.csr_matrix(
+        (np.ones(hi - lo), np.arange(hi - lo), matrix.indptr[start : stop + 1] - lo),
+        shape=(stop - start, hi - lo),
+    )
+    penalty = np.empty((stop - start, k + 1))
+    penalty[:, :k] = (config.regularization * counts)[:, None]
+    penalty[:, k] = config.bias_regularization
+
+    def apply(w: np.ndarray) -> np.ndarray:
+        projected = np.einsum("nk,nk->n", design, w[owner])
+        return summer @ (design * projected[:, None]) + penalty * w
+
+    w = np.empty((stop - start, k + 1))
+    w[:, :k] = factors[start:stop]
+    w[:, k] = bias[start:stop]
+    residual = summer @ (design * target[:, None]) - apply(w)
+    direction = residual.copy()
+    norm = np.einsum("nk,nk->n", residual, residual)
+    for _ in range(config.cg_steps):
+        if not norm.any():
+            break
+        step_dir = apply(direction)
+        curvature = np.einsum("nk,nk->n", direction, step_dir)
+        alpha = np.divide(norm, curvature, out=np.zeros_like(norm), where=curvature > 0)
+        w += alpha[:, None] * direction
+        residual -= alpha[:, None] * step_dir
+        new_norm = np.einsum("nk,nk->n", residual, residual)
+        beta = np.divide(new_norm, norm, out=np.zeros_like(norm), where=norm > 0)
+        direction = residual + beta[:, None] * direction
+        norm = new_norm
+    has_ratings = counts > 0
+    factors[start:stop][has_ratings] = w[has_ratings, :k]
+    bias[start:stop][has_ratings] = w[has_ratings, k]
 
 
 def _solve_one(y: np.ndarray, target: np.ndarray, config: RatingConfig) -> tuple[np.ndarray, float]:

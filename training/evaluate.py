@@ -1,0 +1,256 @@
+"""Offline evaluation: ranking (holdout) and rating (kfold, time) protocols, JSON and plots.
+
+- holdout: per user a random 20% of their ratings (seed 0) held out; every held-out movie is
+  relevant; movies seen in training are never recommended. Models are tuned exactly as
+  `build` tunes them, on a validation split carved from the training part only.
+- kfold: 5-fold RMSE/MAE of the rating predictors.
+- time: fit on ratings up to year T-2, tune on T-1, refit up to T-1 and report year T (the
+  customary Netflix-sample protocol, T = the last year of the data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from training.build import fit_ranking
+from training.config import BuildConfig
+from training.datasets import Dataset
+from training.interactions import IdIndex, user_item_matrix
+from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_k
+from training.models.knn import ItemKNN, SparseLookup
+from training.models.predictor import PredictorConfig, RatingPredictor
+from training.models.rating import RatingModel
+
+Say = Callable[[str], None]
+CUTOFFS = list(range(1, 21))
+USER_BATCH = 2048
+
+
+def evaluate_holdout(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0) -> dict[str, Any]:
+    ratings = dataset.ratings
+    users = IdIndex.of(ratings["user_id"])
+    movies = IdIndex.of(dataset.movies["movie_id"])
+    train, test = holdout_split(ratings, 0.2, seed)
+    train_m = user_item_matrix(train, users, movies)
+    test_m = user_item_matrix(test, users, movies)
+    fit = fit_ranking(train, users, movies, train_m, dataset.rating_scale, config, say)
+    ranker = fit.ranker
+    popularity = np.asarray(train_m.getnnz(axis=0), dtype=np.float32)
+
+    scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "popularity": lambda rows: np.tile(popularity, (len(rows), 1)),
+        "als": lambda rows: ranker.als.user_factors[rows] @ ranker.als.item_factors.T,
+    }
+    if ranker.ease is not None:
+        binary = train_m.copy()
+        binary.data[:] = 1
+        ease = ranker.ease
+        scorers["ease"] = lambda rows: (binary[rows] @ ease).toarray()
+        scorers["served"] = lambda rows: ranker.scores(ranker.als.user_factors[rows], train_m[rows])
+
+    models: dict[str, Any] = {}
+    for name, scorer in scorers.items():
+        top = _top_lists(scorer, train_m, max(CUTOFFS))
+        at_10 = ranking_metrics(top[:, :10], test_m, len(movies)).as_dict()
+        curve = [ranking_metrics(top[:, :k], test_m, len(movies)).ndcg for k in CUTOFFS]
+        models[name] = {"at_10": at_10, "ndcg_curve": curve}
+        say(f"  {name:<10} nDCG@10 {at_10['ndcg']:.4f}  P@10 {at_10['precision']:.4f}  "
+            f"MAP@10 {at_10['map']:.4f}  coverage {at_10['coverage']:.3f}")  # fmt: skip
+    if "served" not in models:
+        models["served"] = models["als"]
+    return {
+        "protocol": "holdout",
+        "description": f"per user 20% of ratings held out (seed {seed}); held-out movies relevant; "
+        "seen movies never recommended; tuned on a validation split of the training part",
+        "cutoffs": CUTOFFS,
+        "models": models,
+        "chosen": fit.validation.get("chosen"),
+        "long_tail": _long_tail(ratings),
+    }
+
+
+def evaluate_kfold(dataset: Dataset, config: BuildConfig, say: Say, folds: int = 5) -> dict[str, Any]:
+    ratings = dataset.ratings
+    users = IdIndex.of(ratings["user_id"])
+    movies = IdIndex.of(dataset.movies["movie_id"])
+    per_model: dict[str, list[tuple[float, float]]] = {}
+    for number, test_mask in enumerate(kfold_splits(ratings, folds)):
+        train = ratings[~test_mask]
+        test = ratings[test_mask]
+        train_m = user_item_matrix(train, users, movies)
+        u = users.positions(test["user_id"].to_numpy())
+        i = movies.positions(test["movie_id"].to_numpy())
+        actual = test["rating"].to_numpy(np.float64)
+        predictions = _rating_predictions(train_m, u, i, config.rating, dataset.rating_scale)
+        for name, predicted in predictions.items():
+            per_model.setdefault(name, []).append((rmse(predicted, actual), mae(predicted, actual)))
+        say(f"  fold {number + 1}/{folds}: " + ", ".join(f"{n} {v[-1][0]:.4f}" for n, v in per_model.items()))
+    models = {
+        name: {
+            "rmse": float(np.mean([r for r, _ in values])),
+            "mae": float(np.mean([m for _, m in values])),
+            "rmse_per_fold": [r for r, _ in values],
+        }
+        for name, values in per_model.items()
+    }
+    return {"protocol": "kfold", "description": f"{folds}-fold random split of all ratings", "models": models}
+
+
+def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say) -> dict[str, Any]:
+    ratings = dataset.ratings
+    years = pd.to_datetime(ratings["timestamp"], unit="s").dt.year.to_numpy()
+    last = int(years.max())
+    fit_part, tune_part, test_part = years <= last - 2, years == last - 1, years == last
+    if not (fit_part.any() and tune_part.any() and test_part.any()):
+        raise ValueError(f"the time protocol needs ratings in {last - 2} or before, {last - 1} and {last}")
+    users = IdIndex.of(ratings["user_id"])
+    movies = IdIndex.of(dataset.movies["movie_id"])
+    scale = dataset.rating_scale
+
+    def score(train_mask: np.ndarray, test_mask: np.ndarray, rating: PredictorConfig) -> dict[str, float]:
+        train_m = user_item_matrix(ratings[train_mask], users, movies)
+        test = ratings[test_mask]
+        u = users.positions(test["user_id"].to_numpy())
+        u = np.where(np.isin(u, np.unique(train_m.nonzero()[0])), u, -1)  # no ratings yet: unknown
+        i = movies.positions(test["movie_id"].to_numpy())
+        predicted = _rating_predictions(train_m, u, i, rating, scale)
+        return {name: rmse(p, test["rating"].to_numpy()) for name, p in predicted.items()}
+
+    # Tune the regularisation of the biases and factors on year T-1, then refit through T-1.
+    best: tuple[float, PredictorConfig] | None = None
+    for bias_reg in (1.0, 5.0, 15.0, 30.0):
+        for reg in (0.05, 0.14, 0.3):
+            mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
+            candidate = config.rating.model_copy(update={"mf": mf})
+            value = score(fit_part, tune_part, candidate)["served"]
+            if best is None or value < best[0]:
+                best = (value, candidate)
+    assert best is not None
+    say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {best[1].mf.model_dump()}")
+    final = score(fit_part | tune_part, test_part, best[1])
+    for name, value in final.items():
+        say(f"  {name:<10} RMSE {value:.4f} on {last}")
+    return {
+        "protocol": "time",
+        "description": f"fit <= {last - 2}, tune on {last - 1}, refit <= {last - 1}, test {last}",
+        "models": {name: {"rmse": value} for name, value in final.items()},
+        "tuned": {"validation_rmse": best[0], "mf": best[1].mf.model_dump()},
+        "test_ratings": int(test_part.sum()),
+    }
+
+
+def _rating_predictions(
+    train: sp.csr_matrix,
+    users: np.ndarray,
+    items: np.ndarray,
+    config: PredictorConfig,
+    scale: tuple[float, float],
+) -> dict[str, np.ndarray]:
+    """Predictions of every rating model on the same pairs: mean, MF, kNN and the served blend."""
+    lookup = SparseLookup(train)
+    mean = float(train.data.mean())
+    served = RatingPredictor.fit(train, config, scale)
+    mf = served.mf if served.knn is not None else RatingModel.fit(train, config.mf, scale)
+    knn = served.knn or ItemKNN.fit(train, config.knn)
+    return {
+        "global_mean": np.full(len(users), mean),
+        "biased_mf": mf.predict(users, items),
+        "item_knn": np.clip(knn.predict(users, items, lookup), *scale),
+        "served": served.predict(users, items, lookup),
+    }
+
+
+def _top_lists(scorer: Callable[[np.ndarray], np.ndarray], seen: sp.csr_matrix, k: int) -> np.ndarray:
+    """Top-k positions per user, scored in batches, seen movies excluded."""
+    tops = []
+    for start in range(0, seen.shape[0], USER_BATCH):
+        rows = np.arange(start, min(start + USER_BATCH, seen.shape[0]))
+        scores = np.array(scorer(rows), dtype=np.float32)
+        seen_rows, seen_cols = seen[rows].nonzero()
+        scores[seen_rows, seen_cols] = -np.inf
+        tops.append(top_k(scores, k))
+    return np.vstack(tops)
+
+
+def _long_tail(ratings: pd.DataFrame) -> dict[str, Any]:
+    counts = np.sort(ratings.groupby("movie_id").size().to_numpy())[::-1]
+    share = np.cumsum(counts) / counts.sum()
+    head = int(np.searchsorted(share, 0.5)) + 1
+    return {
+        "movies": len(counts),
+        "movies_with_half_the_ratings": head,
+        "ratings_per_movie_sorted": counts[:: max(1, len(counts) // 500)].tolist(),
+    }
+
+
+def write_plots(report: dict[str, Any], stem: Path) -> list[Path]:
+    """PNG plots beside the JSON report: nDCG@k curves, RMSE per model, the long tail."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if report["protocol"] == "holdout":
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, model in report["models"].items():
+            ax.plot(report["cutoffs"], model["ndcg_curve"], marker="o", markersize=3, label=name)
+        ax.set(xlabel="k", ylabel="nDCG@k", title=f"{report['dataset']}: nDCG@k (holdout)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        written.append(_save(fig, stem.with_name(stem.name + "_ndcg.png")))
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        tail = report["long_tail"]["ratings_per_movie_sorted"]
+        ax.plot(np.linspace(0, 1, len(tail)), tail)
+        ax.set(yscale="log", xlabel="movies by popularity (fraction)", ylabel="ratings",
+               title=f"{report['dataset']}: popularity long tail")  # fmt: skip
+        ax.grid(alpha=0.3)
+        written.append(_save(fig, stem.with_name(stem.name + "_longtail.png")))
+    else:
+        names = list(report["models"])
+        values = [report["models"][n]["rmse"] for n in names]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        bars = ax.bar(names, values, color="#4c72b0")
+        ax.bar_label(bars, fmt="%.4f")
+        ax.set(
+            ylabel="RMSE",
+            title=f"{report['dataset']}: RMSE ({report['protocol']})",
+            ylim=(0, max(values) * 1.15),
+        )
+        written.append(_save(fig, stem.with_name(stem.name + "_rmse.png")))
+    plt.close("all")
+    return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+PROTOCOLS: dict[str, Callable[[Dataset, BuildConfig, Say], dict[str, Any]]] = {
+    "holdout": evaluate_holdout,
+    "kfold": evaluate_kfold,
+    "time": evaluate_time,
+}
+
+
+def run(dataset: Dataset, protocol: str, config: BuildConfig, say: Say) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    report = PROTOCOLS[protocol](dataset, config, say)
+    report.update(
+        dataset=dataset.name,
+        dataset_checksum=dataset.checksum,
+        counts=dataset.counts,
+        config=config.model_dump(mode="json"),
+        started_at=started.isoformat(),
+        seconds=round((datetime.now(UTC) - started).total_seconds(), 1),
+    )
+    return report
