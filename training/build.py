@@ -21,7 +21,7 @@ from training.metrics import holdout_split, ranking_metrics, top_k
 from training.models.als import ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
 from training.models.popularity import charts, movie_stats
-from training.models.predictor import RatingPredictor
+from training.models.predictor import RatingPredictor, drift_offset
 from training.models.similar import similar_movies
 from training.scoring import Ranker
 
@@ -61,7 +61,8 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
     lap("ranking")
 
     say("fitting rating model")
-    rating_model = RatingPredictor.fit(history, config.rating, scale)
+    offset = drift_offset(ratings, config.rating.recent_days)
+    rating_model = RatingPredictor.fit(history, config.rating, scale, offset)
     lap("rating")
 
     say("popularity charts and similar movies")

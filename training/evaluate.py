@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
 from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_k
 from training.models.knn import ItemKNN, SparseLookup
-from training.models.predictor import PredictorConfig, RatingPredictor
+from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingModel
 
 Say = Callable[[str], None]
@@ -88,7 +89,8 @@ def evaluate_kfold(dataset: Dataset, config: BuildConfig, say: Say, folds: int =
         u = users.positions(test["user_id"].to_numpy())
         i = movies.positions(test["movie_id"].to_numpy())
         actual = test["rating"].to_numpy(np.float64)
-        predictions = _rating_predictions(train_m, u, i, config.rating, dataset.rating_scale)
+        offset = drift_offset(train, config.rating.recent_days)
+        predictions = _rating_predictions(train_m, u, i, config.rating, dataset.rating_scale, offset)
         for name, predicted in predictions.items():
             per_model.setdefault(name, []).append((rmse(predicted, actual), mae(predicted, actual)))
         say(f"  fold {number + 1}/{folds}: " + ", ".join(f"{n} {v[-1][0]:.4f}" for n, v in per_model.items()))
@@ -120,20 +122,23 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say) -> dict[str, 
         u = users.positions(test["user_id"].to_numpy())
         u = np.where(np.isin(u, np.unique(train_m.nonzero()[0])), u, -1)  # no ratings yet: unknown
         i = movies.positions(test["movie_id"].to_numpy())
-        predicted = _rating_predictions(train_m, u, i, rating, scale)
+        offset = drift_offset(ratings[train_mask], rating.recent_days)
+        predicted = _rating_predictions(train_m, u, i, rating, scale, offset)
         return {name: rmse(p, test["rating"].to_numpy()) for name, p in predicted.items()}
 
-    # Tune the regularisation of the biases and factors on year T-1, then refit through T-1.
+    # Tune the regularisation of the biases and factors, and whether to follow the drift of
+    # the mean, on year T-1; then refit through T-1.
     best: tuple[float, PredictorConfig] | None = None
-    for bias_reg in (1.0, 5.0, 15.0, 30.0):
-        for reg in (0.05, 0.14, 0.3):
-            mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
-            candidate = config.rating.model_copy(update={"mf": mf})
-            value = score(fit_part, tune_part, candidate)["served"]
-            if best is None or value < best[0]:
-                best = (value, candidate)
+    grid = itertools.product((1.0, 5.0, 15.0, 30.0), (0.05, 0.14, 0.3, 0.6, 1.2), (None, 365.0))
+    for bias_reg, reg, recent in grid:
+        mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
+        candidate = config.rating.model_copy(update={"mf": mf, "recent_days": recent})
+        value = score(fit_part, tune_part, candidate)["served"]
+        if best is None or value < best[0]:
+            best = (value, candidate)
     assert best is not None
-    say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {best[1].mf.model_dump()}")
+    chosen = {**best[1].mf.model_dump(), "recent_days": best[1].recent_days}
+    say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {chosen}")
     final = score(fit_part | tune_part, test_part, best[1])
     for name, value in final.items():
         say(f"  {name:<10} RMSE {value:.4f} on {last}")
@@ -141,7 +146,7 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say) -> dict[str, 
         "protocol": "time",
         "description": f"fit <= {last - 2}, tune on {last - 1}, refit <= {last - 1}, test {last}",
         "models": {name: {"rmse": value} for name, value in final.items()},
-        "tuned": {"validation_rmse": best[0], "mf": best[1].mf.model_dump()},
+        "tuned": {"validation_rmse": best[0], "chosen": chosen},
         "test_ratings": int(test_part.sum()),
     }
 
@@ -152,11 +157,12 @@ def _rating_predictions(
     items: np.ndarray,
     config: PredictorConfig,
     scale: tuple[float, float],
+    offset: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Predictions of every rating model on the same pairs: mean, MF, kNN and the served blend."""
     lookup = SparseLookup(train)
     mean = float(train.data.mean())
-    served = RatingPredictor.fit(train, config, scale)
+    served = RatingPredictor.fit(train, config, scale, offset)
     mf = served.mf if served.knn is not None else RatingModel.fit(train, config.mf, scale)
     knn = served.knn or ItemKNN.fit(train, config.knn)
     return {

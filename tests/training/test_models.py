@@ -15,7 +15,7 @@ from training.models.als import ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
 from training.models.knn import ItemKNN, KNNConfig, SparseLookup
 from training.models.popularity import PopularityConfig, charts, movie_stats
-from training.models.predictor import PredictorConfig, RatingPredictor
+from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingConfig, RatingModel
 from training.models.similar import similar_movies
 
@@ -163,7 +163,9 @@ def test_sparse_lookup() -> None:
 
 
 def test_predictor_blend_round_trip(matrix: sp.csr_matrix, tmp_path: Path) -> None:
-    config = PredictorConfig(mf=RatingConfig(factors=4, iterations=5), knn=KNNConfig(keep=10))
+    config = PredictorConfig(
+        mf=RatingConfig(factors=4, iterations=5), knn=KNNConfig(keep=10), min_blend_ratings=10
+    )
     predictor = RatingPredictor.fit(matrix, config, (0.5, 5.0))
     assert predictor.knn is not None
     assert predictor.weights[1] != 0
@@ -175,3 +177,22 @@ def test_predictor_blend_round_trip(matrix: sp.csr_matrix, tmp_path: Path) -> No
     assert (
         (predictor.predict(users, items, lookup) >= 0.5) & (predictor.predict(users, items, lookup) <= 5)
     ).all()
+
+
+def test_predictor_serves_mf_alone_on_little_data(matrix: sp.csr_matrix) -> None:
+    predictor = RatingPredictor.fit(
+        matrix, PredictorConfig(mf=RatingConfig(factors=4, iterations=3)), (0.5, 5.0)
+    )
+    assert predictor.knn is None  # 720 ratings: too few held out to trust blend weights
+    lookup = SparseLookup(matrix)
+    np.testing.assert_allclose(
+        predictor.predict(np.array([1]), np.array([3]), lookup),
+        predictor.mf.predict(np.array([1]), np.array([3])),
+    )
+
+
+def test_drift_offset() -> None:
+    day = 86_400
+    ratings = pd.DataFrame({"rating": [2.0, 2.0, 4.0, 4.0], "timestamp": [0, day, 100 * day, 101 * day]})
+    assert drift_offset(ratings, 10) == pytest.approx(4.0 - 3.0)
+    assert drift_offset(ratings, None) == 0.0

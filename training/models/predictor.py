@@ -1,8 +1,9 @@
 """The served rating predictor: biased MF blended with item-kNN, weights fitted on held-out data.
 
-prediction = w₀ + w_mf · MF(u, i) + w_knn · kNN(u, i), clipped to the rating scale. The weights
-come from least squares on a random validation part of the ratings (both models fitted
-without it), then both models are refitted on everything.
+prediction = w₀ + w_mf · MF(u, i) + w_knn · kNN(u, i) (+ a drift offset), clipped to the rating
+scale. The weights come from least squares on a random validation part of the ratings (both
+models fitted without it), then both models are refitted on everything. With too few ratings to
+trust such weights, the MF model is served alone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,43 +26,61 @@ class PredictorConfig(BaseModel):
     mf: RatingConfig = RatingConfig()
     knn: KNNConfig = KNNConfig()
     blend: bool = True
+    # The blend weights need enough held-out ratings to be trusted; below this many the MF
+    # model is served alone.
+    min_blend_ratings: int = Field(5_000, ge=10)
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     seed: int = 2
+    # Ratings drift over time (Koren 2009); with this set, predictions are shifted by how far
+    # the mean of the last `recent_days` of ratings sits from the overall mean.
+    recent_days: float | None = Field(None, gt=0)
 
 
 class RatingPredictor:
-    def __init__(self, mf: RatingModel, knn: ItemKNN | None, weights: np.ndarray, scale: tuple[float, float]):
+    def __init__(
+        self,
+        mf: RatingModel,
+        knn: ItemKNN | None,
+        weights: np.ndarray,
+        scale: tuple[float, float],
+        offset: float = 0.0,
+    ):
         self.mf = mf
         self.knn = knn
         self.weights = np.asarray(weights, dtype=np.float64)  # intercept, mf, knn
         self.scale = scale
+        self.offset = float(offset)
 
     @classmethod
     def fit(
-        cls, ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple[float, float]
+        cls, ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple[float, float], offset: float = 0.0
     ) -> RatingPredictor:
+        """Fit on a users x movies CSR of ratings; `offset` is the drift shift (see `drift_offset`)."""
         ratings = ratings.tocsr()
-        if not config.blend:
-            return cls(RatingModel.fit(ratings, config.mf, scale), None, np.array([0.0, 1.0, 0.0]), scale)
+        mf = RatingModel.fit(ratings, config.mf, scale)
+        if not config.blend or ratings.nnz * config.validation_fraction < config.min_blend_ratings:
+            return cls(mf, None, np.array([0.0, 1.0, 0.0]), scale, offset)
         weights = _blend_weights(ratings, config, scale)
-        return cls(
-            RatingModel.fit(ratings, config.mf, scale), ItemKNN.fit(ratings, config.knn), weights, scale
-        )
+        return cls(mf, ItemKNN.fit(ratings, config.knn), weights, scale, offset)
 
     def predict(self, users: np.ndarray, items: np.ndarray, history: SparseLookup) -> np.ndarray:
         """Predictions for user/movie positions (-1 = unknown); `history` holds the users' ratings."""
-        mf = self.mf.predict(users, items)
-        if self.knn is None:
-            return mf
-        knn = self.knn.predict(users, items, history)
-        blended = self.weights[0] + self.weights[1] * mf + self.weights[2] * knn
-        return np.clip(blended, *self.scale).astype(np.float32)
+        blended = self.mf.predict(users, items).astype(np.float64)
+        if self.knn is not None:
+            knn = self.knn.predict(users, items, history)
+            blended = self.weights[0] + self.weights[1] * blended + self.weights[2] * knn
+        return np.clip(blended + self.offset, *self.scale).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         self.mf.save(directory)
         if self.knn is not None:
             self.knn.save(directory)
-        meta = {"weights": self.weights.tolist(), "scale": list(self.scale), "knn": self.knn is not None}
+        meta = {
+            "weights": self.weights.tolist(),
+            "scale": list(self.scale),
+            "knn": self.knn is not None,
+            "offset": self.offset,
+        }
         (directory / "rating_blend.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -68,15 +88,21 @@ class RatingPredictor:
         meta = json.loads((directory / "rating_blend.json").read_text())
         knn = ItemKNN.load(directory) if meta["knn"] else None
         scale = (float(meta["scale"][0]), float(meta["scale"][1]))
-        return cls(RatingModel.load(directory), knn, np.array(meta["weights"]), scale)
+        return cls(RatingModel.load(directory), knn, np.array(meta["weights"]), scale, meta["offset"])
+
+
+def drift_offset(ratings: pd.DataFrame, recent_days: float | None) -> float:
+    """Mean of the last `recent_days` of ratings minus the overall mean (0 when unset)."""
+    if recent_days is None or ratings.empty:
+        return 0.0
+    recent = ratings["timestamp"] >= ratings["timestamp"].max() - recent_days * 86_400
+    return float(ratings.loc[recent, "rating"].mean() - ratings["rating"].mean())
 
 
 def _blend_weights(ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple[float, float]) -> np.ndarray:
     coo = ratings.tocoo()
     rng = np.random.default_rng(config.seed)
     held = rng.random(coo.nnz) < config.validation_fraction
-    if held.sum() < 10:
-        return np.array([0.0, 1.0, 0.0])
     train = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=ratings.shape)
     mf = RatingModel.fit(train, config.mf, scale)
     knn = ItemKNN.fit(train, config.knn)

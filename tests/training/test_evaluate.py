@@ -1,0 +1,70 @@
+"""The evaluation protocols run end to end on a small fixture and write JSON-able reports and plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import write_movielens_csv
+from training.config import BuildConfig, TuneConfig
+from training.datasets import load_dataset
+from training.evaluate import run, write_plots
+from training.models.als import ALSConfig
+from training.models.predictor import PredictorConfig
+from training.models.rating import RatingConfig
+
+
+def _config() -> BuildConfig:
+    return BuildConfig(
+        als=ALSConfig(factors=8, iterations=5),
+        tune=TuneConfig(als_regularization=[1.0, 5.0], als_alpha=[5.0], ease_regularization=[10.0]),
+        rating=PredictorConfig(mf=RatingConfig(factors=4, iterations=4)),
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return load_dataset(write_movielens_csv(tmp_path_factory.mktemp("ev") / "ml-mini"))
+
+
+def test_holdout_beats_popularity_and_plots(dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report = run(dataset, "holdout", _config(), lambda _: None)
+    models = report["models"]
+    assert set(models) >= {"popularity", "als", "served"}
+    assert models["served"]["at_10"]["ndcg"] > models["popularity"]["at_10"]["ndcg"]
+    assert len(models["als"]["ndcg_curve"]) == len(report["cutoffs"])
+    json.dumps(report)
+    plots = write_plots(report, tmp_path / "holdout")
+    assert [p.name for p in plots] == ["holdout_ndcg.png", "holdout_longtail.png"]
+    assert all(p.stat().st_size > 1000 for p in plots)
+
+
+def test_kfold_reports_every_rating_model(dataset) -> None:  # type: ignore[no-untyped-def]
+    report = run(dataset, "kfold", _config(), lambda _: None)
+    models = report["models"]
+    assert set(models) == {"global_mean", "biased_mf", "item_knn", "served"}
+    assert all(len(m["rmse_per_fold"]) == 5 for m in models.values())
+    assert models["biased_mf"]["rmse"] < models["global_mean"]["rmse"]
+
+
+def test_time_protocol(dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    n = len(dataset.ratings)
+    years = pd.Series([2003, 2004, 2005]).repeat(n // 3 + 1).to_numpy()[:n]
+    stamps = (
+        pd.to_datetime(pd.Series(years).astype(str) + "-06-01") - pd.Timestamp("1970-01-01")
+    ) // pd.Timedelta("1s")
+    dataset = replace(dataset, ratings=dataset.ratings.assign(timestamp=stamps.to_numpy()))
+    report = run(dataset, "time", _config(), lambda _: None)
+    assert report["description"] == "fit <= 2003, tune on 2004, refit <= 2004, test 2005"
+    assert report["models"]["served"]["rmse"] < report["models"]["global_mean"]["rmse"] + 0.5
+    assert write_plots(report, tmp_path / "time")[0].name == "time_rmse.png"
+
+
+def test_time_protocol_needs_three_years(dataset) -> None:  # type: ignore[no-untyped-def]
+    single = replace(dataset, ratings=dataset.ratings.assign(timestamp=1_500_000_000))
+    with pytest.raises(ValueError, match="needs ratings"):
+        run(single, "time", _config(), lambda _: None)
