@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from training.bundle import Bundle, write_bundle
 from training.config import BuildConfig
 from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
-from training.metrics import holdout_split, ranking_metrics, top_k
+from training.metrics import holdout_split, ranking_metrics, top_lists
 from training.models.als import ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
 from training.models.popularity import charts, movie_stats
@@ -56,14 +58,16 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
     scale = dataset.rating_scale
     lap("index")
 
-    say("fitting ranking models")
-    fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say)
-    lap("ranking")
-
-    say("fitting rating model")
+    # The rating model is independent of the ranking models; fitting it in a second thread
+    # overlaps the two (their heavy parts run in numpy/implicit with the GIL released).
     offset = drift_offset(ratings, config.rating.recent_days)
-    rating_model = RatingPredictor.fit(history, config.rating, scale, offset)
-    lap("rating")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rating_future = pool.submit(RatingPredictor.fit, history, config.rating, scale, offset)
+        say("fitting ranking models (and the rating model beside them)")
+        fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say)
+        lap("ranking")
+        rating_model = rating_future.result()
+    lap("rating_wait")
 
     say("popularity charts and similar movies")
     movies = dataset.movies.reset_index(drop=True)
@@ -108,6 +112,7 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
         },
         "metrics": {"validation": fit.validation},
         "timings_s": timings,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     say("writing bundle")
     return write_bundle(out, bundle, manifest)
@@ -169,25 +174,25 @@ def tune(
     train, valid = holdout_split(ratings, grid.validation_fraction, grid.seed)
     train_m = user_item_matrix(train, users, movies)
     valid_m = user_item_matrix(valid, users, movies)
-    seen = train_m.copy()
 
-    def ndcg(scores: np.ndarray) -> float:
-        return _evaluate(scores, seen, valid_m).ndcg
+    def ndcg(scorer: Scorer) -> float:
+        return ranking_metrics(top_lists(scorer, train_m, 10), valid_m, len(movies)).ndcg
 
     results: list[dict[str, Any]] = []
-    best_als: tuple[float, ALSConfig, np.ndarray] | None = None
+    best_als: tuple[float, ALSConfig, ALSModel] | None = None
     for reg in grid.als_regularization:
         for alpha in grid.als_alpha:
-            candidate = config.als.model_copy(update={"regularization": reg, "alpha": alpha})
+            update = {"regularization": reg, "alpha": alpha, "factors": grid.als_factors}
+            candidate = config.als.model_copy(update=update)
             model = _fit_als(train_m, candidate, scale[1], config.device)
-            scores = model.user_factors @ model.item_factors.T
-            value = ndcg(scores)
+            value = ndcg(_dense_if_small(_als_scorer(model), train_m.shape))
             results.append({"model": "als", "regularization": reg, "alpha": alpha, "ndcg": value})
             say(f"  als reg={reg:g} alpha={alpha:g}: nDCG@10 {value:.4f}")
             if best_als is None or value > best_als[0]:
-                best_als = (value, candidate, scores)
+                best_als = (value, candidate, model)
     assert best_als is not None
-    als_ndcg, als_config, als_scores = best_als
+    als_ndcg, als_config, als_model = best_als
+    als_scorer = _dense_if_small(_als_scorer(als_model), train_m.shape)
 
     ease_config = config.ease
     weights = (1.0, 0.0)
@@ -196,15 +201,16 @@ def tune(
         binary = _binary(train_m)
         for reg in grid.ease_regularization:
             candidate_e = config.ease.model_copy(update={"regularization": reg})
-            ease_scores = (binary @ fit_ease(binary, candidate_e)).toarray()
+            ease_weights = fit_ease(binary, candidate_e)
+            ease_scorer = _dense_if_small(_ease_scorer(binary, ease_weights), train_m.shape)
             for w in grid.blend_als_weight:
-                value = ndcg(w * als_scores + (1 - w) * ease_scores)
+                value = ndcg(_blend_scorer(als_scorer, ease_scorer, w))
                 results.append({"model": "blend", "ease_regularization": reg, "als_weight": w, "ndcg": value})
                 if value > best_blend:
                     best_blend, ease_config, weights = value, candidate_e, (w, 1 - w)
             say(f"  ease reg={reg:g}: best blend so far nDCG@10 {best_blend:.4f}")
-    popularity = np.asarray(train_m.getnnz(axis=0), dtype=np.float64)
-    pop_ndcg = ndcg(np.tile(popularity, (train_m.shape[0], 1)))
+    popularity = np.asarray(train_m.getnnz(axis=0), dtype=np.float32)
+    pop_ndcg = ndcg(lambda rows: np.tile(popularity, (len(rows), 1)))
     summary = {
         "tuned": True,
         "protocol": f"holdout {grid.validation_fraction:g} per user, seed {grid.seed}",
@@ -220,6 +226,29 @@ def tune(
     return als_config, ease_config, weights, summary
 
 
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def _als_scorer(model: ALSModel) -> Scorer:
+    return lambda rows: model.user_factors[rows] @ model.item_factors.T
+
+
+def _ease_scorer(binary: sp.csr_matrix, ease: sp.csr_matrix) -> Scorer:
+    return lambda rows: (binary[rows] @ ease).toarray()
+
+
+def _blend_scorer(als: Scorer, ease: Scorer, als_weight: float) -> Scorer:
+    return lambda rows: als_weight * als(rows) + (1 - als_weight) * ease(rows)
+
+
+def _dense_if_small(scorer: Scorer, shape: tuple[int, int], limit: int = 50_000_000) -> Scorer:
+    """Score every user once when users x movies is small; the grid then reuses the scores."""
+    if shape[0] * shape[1] > limit:
+        return scorer
+    scores = np.asarray(scorer(np.arange(shape[0])), dtype=np.float32)
+    return lambda rows: scores[rows]
+
+
 def _fit_als(matrix: sp.csr_matrix, config: ALSConfig, scale_max: float, device: str) -> ALSModel:
     conf = matrix.copy()
     conf.data = confidence(matrix.data, config.weighting, config.alpha, scale_max)
@@ -230,10 +259,3 @@ def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
     binary = matrix.copy()
     binary.data = np.ones_like(binary.data)
     return binary
-
-
-def _evaluate(scores: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int = 10):  # type: ignore[no-untyped-def]
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    rows, cols = seen.nonzero()
-    scores[rows, cols] = -np.inf
-    return ranking_metrics(top_k(scores, k), relevant, seen.shape[1])

@@ -18,8 +18,10 @@ class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: Literal["auto", "on", "off"] = "auto"
-    # 'auto' tunes when the data has at most this many ratings (each grid point is a fit).
-    max_ratings: int = Field(5_000_000, ge=0)
+    # 'auto' tunes when the data has at most this many ratings (each grid point is a full fit
+    # and the blend needs EASE, so larger data are built with the defaults).
+    max_ratings: int = Field(1_500_000, ge=0)
+    als_factors: int = Field(128, ge=1, le=1024)
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 1
     als_regularization: list[float] = [10.0, 30.0, 100.0]

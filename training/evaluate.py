@@ -24,14 +24,13 @@ from training.build import fit_ranking
 from training.config import BuildConfig
 from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
-from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_k
+from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_lists
 from training.models.knn import ItemKNN, SparseLookup
 from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingModel
 
 Say = Callable[[str], None]
 CUTOFFS = list(range(1, 21))
-USER_BATCH = 2048
 
 
 def evaluate_holdout(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0) -> dict[str, Any]:
@@ -58,7 +57,7 @@ def evaluate_holdout(dataset: Dataset, config: BuildConfig, say: Say, seed: int 
 
     models: dict[str, Any] = {}
     for name, scorer in scorers.items():
-        top = _top_lists(scorer, train_m, max(CUTOFFS))
+        top = top_lists(scorer, train_m, max(CUTOFFS))
         at_10 = ranking_metrics(top[:, :10], test_m, len(movies)).as_dict()
         curve = [ranking_metrics(top[:, :k], test_m, len(movies)).ndcg for k in CUTOFFS]
         models[name] = {"at_10": at_10, "ndcg_curve": curve}
@@ -171,18 +170,6 @@ def _rating_predictions(
         "item_knn": np.clip(knn.predict(users, items, lookup), *scale),
         "served": served.predict(users, items, lookup),
     }
-
-
-def _top_lists(scorer: Callable[[np.ndarray], np.ndarray], seen: sp.csr_matrix, k: int) -> np.ndarray:
-    """Top-k positions per user, scored in batches, seen movies excluded."""
-    tops = []
-    for start in range(0, seen.shape[0], USER_BATCH):
-        rows = np.arange(start, min(start + USER_BATCH, seen.shape[0]))
-        scores = np.array(scorer(rows), dtype=np.float32)
-        seen_rows, seen_cols = seen[rows].nonzero()
-        scores[seen_rows, seen_cols] = -np.inf
-        tops.append(top_k(scores, k))
-    return np.vstack(tops)
 
 
 def _long_tail(ratings: pd.DataFrame) -> dict[str, Any]:

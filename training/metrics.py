@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,3 +101,21 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     result = np.take_along_axis(part, order, axis=1)
     chosen = np.take_along_axis(part_scores, order, axis=1)
     return np.where(np.isfinite(chosen), result, -1)
+
+
+def top_lists(
+    scorer: Callable[[np.ndarray], np.ndarray], seen: sp.csr_matrix, k: int, batch: int = 2048
+) -> np.ndarray:
+    """Top-k item positions for every user (row of `seen`), best first, seen items excluded.
+
+    `scorer(rows)` returns the scores of those users over all items; users are scored in
+    batches so memory stays batch x items whatever the number of users.
+    """
+    tops = [np.zeros((0, min(k, seen.shape[1])), dtype=np.int64)]
+    for start in range(0, seen.shape[0], batch):
+        rows = np.arange(start, min(start + batch, seen.shape[0]))
+        scores = np.array(scorer(rows), dtype=np.float32)
+        seen_rows, seen_cols = seen[rows].nonzero()
+        scores[seen_rows, seen_cols] = -np.inf
+        tops.append(top_k(scores, k))
+    return np.vstack(tops)

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 class ALSConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    factors: int = Field(128, ge=1, le=1024)
+    factors: int = Field(64, ge=1, le=1024)
     regularization: float = Field(30.0, gt=0)
     alpha: float = Field(2.0, ge=0)
     iterations: int = Field(15, ge=1, le=200)

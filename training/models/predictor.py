@@ -29,6 +29,8 @@ class PredictorConfig(BaseModel):
     # The blend weights need enough held-out ratings to be trusted; below this many the MF
     # model is served alone.
     min_blend_ratings: int = Field(5_000, ge=10)
+    # The kNN similarities cost grows fast with users x movies; larger data get the MF alone.
+    max_blend_ratings: int = Field(1_500_000, ge=0)
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     seed: int = 2
     # Ratings drift over time (Koren 2009); with this set, predictions are shifted by how far
@@ -58,7 +60,8 @@ class RatingPredictor:
         """Fit on a users x movies CSR of ratings; `offset` is the drift shift (see `drift_offset`)."""
         ratings = ratings.tocsr()
         mf = RatingModel.fit(ratings, config.mf, scale)
-        if not config.blend or ratings.nnz * config.validation_fraction < config.min_blend_ratings:
+        held_out = ratings.nnz * config.validation_fraction
+        if not config.blend or held_out < config.min_blend_ratings or ratings.nnz > config.max_blend_ratings:
             return cls(mf, None, np.array([0.0, 1.0, 0.0]), scale, offset)
         weights = _blend_weights(ratings, config, scale)
         return cls(mf, ItemKNN.fit(ratings, config.knn), weights, scale, offset)
