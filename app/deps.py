@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from app.errors import ModelNotReady
 from app.services.catalog import Catalog
+from app.services.home import HomeConfig
 from app.services.recommender import Recommender
 from training.bundle import Bundle
 
@@ -18,11 +19,12 @@ class Services:
     bundle: Bundle
     catalog: Catalog
     recommender: Recommender
+    home: HomeConfig
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle) -> Services:
+    def from_bundle(cls, bundle: Bundle, home: HomeConfig) -> Services:
         catalog = Catalog(bundle)
-        return cls(bundle, catalog, Recommender(bundle, catalog))
+        return cls(bundle, catalog, Recommender(bundle, catalog), home)
 
 
 def get_services(request: Request) -> Services:

@@ -12,11 +12,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api import health, movies, recommendations, users
 from app.deps import Services
 from app.errors import install_error_handlers
+from app.services.home import HomeConfig
 from app.settings import Settings
 from training.bundle import BundleError, read_bundle
 
@@ -27,6 +29,10 @@ allows) and star-rating prediction, served from a verified artifact bundle built
 `python -m training build`. Ids are the dataset's own integer ids."""
 
 
+class StartupError(RuntimeError):
+    """The service cannot start: no valid bundle or home page config."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -35,11 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         path = settings.bundle_path
         try:
             bundle = await run_in_threadpool(read_bundle, path)
-        except BundleError as exc:
+            home = HomeConfig.load(settings.home_config)
+        except (BundleError, OSError, ValidationError) as exc:
             # One clear line in the log, then refuse to start.
             log.error("cannot start: %s", exc)
-            raise BundleError(f"cinerec: cannot start: {exc}") from None
-        app.state.services = await run_in_threadpool(Services.from_bundle, bundle)
+            raise StartupError(f"cinerec: cannot start: {exc}") from None
+        app.state.services = await run_in_threadpool(Services.from_bundle, bundle, home)
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
         yield
         app.state.services = None

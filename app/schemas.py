@@ -76,6 +76,19 @@ class BecauseYouWatched(BaseModel):
     rows: list[BecauseRow]
 
 
+class HomeRow(BaseModel):
+    title: str = Field(examples=["Top picks for you"])
+    kind: str = Field(
+        examples=["for_you"], description="for_you, because_you_watched, trending, top_rated, ..."
+    )
+    items: list[ScoredMovie]
+
+
+class HomePage(BaseModel):
+    user_id: int
+    rows: list[HomeRow]
+
+
 class VisitorRating(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

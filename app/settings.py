@@ -13,6 +13,8 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Path("artifacts")
     database_url: str = "sqlite+aiosqlite:///data/cinerec.db"
     log_level: str = "info"
+    # The home page's rows (kinds, titles, order); see app/services/home.py.
+    home_config: Path = Path(__file__).resolve().parent / "home.json"
 
     @property
     def bundle_path(self) -> Path:

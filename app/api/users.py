@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path, Query
 
 from app.api.common import ExcludeQuery, GenreQuery, KQuery, YearFrom, YearTo
 from app.deps import ServicesDep
-from app.schemas import BecauseYouWatched, UserRecommendations
+from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
 from app.services.catalog import Filters
+from app.services.home import home_page
 
 router = APIRouter(tags=["users"])
 UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])]
@@ -47,3 +48,14 @@ def because_you_watched(
     k: KQuery = 10,
 ) -> dict:
     return {"user_id": user_id, "rows": services.recommender.because_you_watched(user_id, rows, k)}
+
+
+@router.get(
+    "/users/{user_id}/home",
+    response_model=HomePage,
+    summary="The home page for a user: rows to render",
+    description="Rows, their titles and order come from the operator's HOME_CONFIG file; "
+    "no movie appears twice and rows with nothing to show are left out.",
+)
+def home(user_id: UserPath, services: ServicesDep) -> dict:
+    return {"user_id": user_id, "rows": home_page(services.recommender, services.home, user_id)}

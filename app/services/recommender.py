@@ -113,13 +113,20 @@ class Recommender:
         chosen = np.flatnonzero(keep)[:k]
         return [self.catalog.card(int(neighbours[i]), scores[i]) for i in chosen]
 
-    def because_you_watched(self, user_id: int, rows: int, k: int) -> list[dict[str, Any]]:
+    def because_you_watched(
+        self, user_id: int, rows: int, k: int, exclude: set[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of movies similar to the user's highest-rated ones; nothing seen, no repeats.
+
+        `exclude` holds movie ids already shown elsewhere on the page."""
         history = self.user_history(user_id)
         if len(history.positions) == 0:
             return []
-        # Seeds: the highest-rated movies, most similar-able first (those with neighbours).
         order = np.lexsort((history.positions, -history.ratings))
         used = set(history.positions.tolist())
+        if exclude:
+            excluded = self.catalog.index.positions(np.fromiter(exclude, dtype=np.int64))
+            used.update(excluded[excluded >= 0].tolist())
         result: list[dict[str, Any]] = []
         for seed in history.positions[order]:
             if len(result) == rows:
