@@ -1,0 +1,88 @@
+"""Server-side time per request, in process (no network), for each main endpoint and /health.
+
+Runs the real app (lifespan, routing, validation, serialisation) over httpx's ASGI transport
+against a bundle, so the figures are what one request costs the server. /health is timed in
+the same run as the baseline, and each endpoint's median is printed as a ratio to it.
+
+    .venv/bin/python -m bench.api --artifacts artifacts [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import httpx
+import numpy as np
+from asgi_lifespan import LifespanManager
+
+from app.main import create_app
+from app.settings import Settings
+
+
+async def measure(client: httpx.AsyncClient, method: str, url: str, body: object, n: int) -> np.ndarray:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = await client.request(method, url, json=body)
+        times.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise SystemExit(f"{method} {url}: {response.status_code} {response.text[:200]}")
+    return np.array(times) * 1000
+
+
+async def run(artifacts: Path, n: int) -> None:
+    app = create_app(Settings(artifacts_dir=artifacts))
+    async with LifespanManager(app) as manager:
+        services = app.state.services
+        movie = int(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["movie_id"])
+        user = int(services.bundle.user_ids[0])
+        rng = np.random.default_rng(0)
+        users = rng.choice(services.bundle.user_ids, 10_000)
+        movies = rng.choice(services.bundle.movies["movie_id"].to_numpy(), 10_000)
+        pairs = {
+            "pairs": [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(users, movies, strict=True)]
+        }
+        cases = [
+            ("GET", "/health", None, n),
+            ("GET", "/trending?k=10", None, n),
+            ("GET", "/top-rated?k=10&genre=Drama", None, n),
+            ("GET", f"/movies/{movie}/similar?k=10", None, n),
+            ("GET", f"/users/{user}/recommendations?k=10", None, n),
+            ("GET", f"/users/{user}/because-you-watched?rows=3&k=10", None, n),
+            ("POST", "/recommendations", {"liked": [movie], "k": 10}, n),
+            ("POST", "/predictions", pairs, max(5, n // 20)),
+        ]
+        counts = services.bundle.manifest["counts"]
+        print(
+            f"bundle: {counts['movies']:,} movies, {counts['users']:,} users, {counts['ratings']:,} ratings"
+        )
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            baseline = None
+            for method, url, body, reps in cases:
+                await measure(client, method, url, body, 3)  # warm-up
+                ms = await measure(client, method, url, body, reps)
+                p50, p99 = np.percentile(ms, [50, 99])
+                baseline = baseline or p50
+                label = f"{method} {url.split('?')[0]}" + (" (10,000 pairs)" if "predictions" in url else "")
+                print(f"{label:<48} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  x{p50 / baseline:5.1f} of /health")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(run(args.artifacts, args.requests))
+
+
+if __name__ == "__main__":
+    main()
