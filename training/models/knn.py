@@ -78,17 +78,19 @@ class ItemKNN:
             self.mean + np.where(known_u, self.user_bias[u], 0.0) + np.where(known_i, self.item_bias[i], 0.0)
         )
         neighbours = self.neighbours[i]
-        sims = self.similarities[i]
-        rated, values = history(users[:, None], neighbours)
-        usable = rated & (neighbours >= 0) & (sims > 0) & known_i[:, None]
-        usable &= np.cumsum(usable, axis=1) <= self.config.neighbours
-        nb = np.maximum(neighbours, 0)
-        nb_base = self.mean + np.where(known_u, self.user_bias[u], 0.0)[:, None] + self.item_bias[nb]
-        weights = np.where(usable, sims, 0.0)
-        total = weights.sum(axis=1)
-        offset = np.divide(
-            (weights * (values - nb_base)).sum(axis=1), total, out=np.zeros_like(total), where=total > 0
+        rated, values = history(users[:, None], neighbours)  # unknown neighbours (-1) are never found
+        weights = self.similarities[i] * rated
+        weights[~known_i] = 0.0
+        # only the `neighbours` most similar movies the user rated count (lists are sorted)
+        weights[np.cumsum(weights > 0, axis=1, dtype=np.int32) > self.config.neighbours] = 0.0
+        weights = np.maximum(weights, 0.0)
+        total = weights.sum(axis=1, dtype=np.float64)
+        user_base = self.mean + np.where(known_u, self.user_bias[u], 0.0)
+        # Σ w (r_uj - b_uj) with b_uj = μ + b_u + b_j, without a pairs x neighbours baseline array
+        weighted = (weights * (values - self.item_bias[np.maximum(neighbours, 0)])).sum(
+            axis=1, dtype=np.float64
         )
+        offset = np.divide(weighted - user_base * total, total, out=np.zeros_like(total), where=total > 0)
         return (base + offset).astype(np.float32)
 
     def save(self, directory: Path) -> None:
@@ -171,22 +173,45 @@ def _neighbours(
 class SparseLookup:
     """Vectorised `matrix[rows, cols]` lookups on a CSR matrix: (found, value) arrays.
 
-    Built once (the keys row * n_cols + col are sorted), then each lookup is a searchsorted.
+    Small matrices are held dense (NaN = no entry), so a lookup is one gather; larger ones
+    keep the sorted keys row * n_cols + col and each lookup is a searchsorted.
     """
+
+    DENSE_LIMIT = 50_000_000  # entries; held as one byte each (half-star steps), else float32
 
     def __init__(self, matrix: sp.csr_matrix):
         matrix = matrix.tocsr()
         matrix.sort_indices()
-        self.n_cols = matrix.shape[1]
+        self.shape = matrix.shape
+        self.dense: np.ndarray | None = None
+        doubled = matrix.data * 2
+        # Ratings in half-star steps (every MovieLens and Netflix scale) fit in one byte as
+        # 2 x rating, 0 = no rating: a 6 MB table for ml-latest-small, gathered from cache.
+        if (
+            matrix.shape[0] * matrix.shape[1] <= self.DENSE_LIMIT
+            and np.array_equal(doubled, np.round(doubled))
+            and (doubled.min(initial=1) >= 1)
+            and (doubled.max(initial=1) <= 255)
+        ):
+            dense = np.zeros(matrix.shape, dtype=np.uint8)
+            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+            dense[rows, matrix.indices] = doubled.astype(np.uint8)
+            self.dense = dense.ravel()
         entry_rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-        self.keys = entry_rows * self.n_cols + matrix.indices
+        self.keys = entry_rows * self.shape[1] + matrix.indices
         self.values = matrix.data
 
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows_b, cols_b = np.broadcast_arrays(rows, cols)
+        valid = (rows_b >= 0) & (rows_b < self.shape[0]) & (cols_b >= 0) & (cols_b < self.shape[1])
+        if self.dense is not None:
+            flat = rows_b.astype(np.int64) * self.shape[1] + cols_b
+            codes = np.take(self.dense, flat, mode="clip")  # out-of-range ids masked by `valid`
+            found = valid & (codes > 0)
+            return found, np.where(found, codes * np.float32(0.5), np.float32(0.0))
         if len(self.keys) == 0:
             return np.zeros(rows_b.shape, dtype=bool), np.zeros(rows_b.shape)
-        wanted = rows_b.astype(np.int64) * self.n_cols + np.maximum(cols_b, 0)
+        wanted = rows_b.astype(np.int64) * self.shape[1] + np.maximum(cols_b, 0)
         pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        found = (self.keys[pos] == wanted) & (cols_b >= 0) & (rows_b >= 0)
+        found = (self.keys[pos] == wanted) & valid
         return found, np.where(found, self.values[pos], 0.0)
