@@ -155,11 +155,21 @@ class TestItemKNN:
         assert pred[1] == pytest.approx(knn.mean + knn.user_bias[0], abs=1e-5)
 
 
-def test_sparse_lookup() -> None:
-    matrix = sp.csr_matrix(np.array([[0, 2.0, 0], [3.0, 0, 4.0]]))
-    found, values = SparseLookup(matrix)(np.array([[0], [1], [-1]]), np.array([[1, 2], [2, 1], [0, 0]]))
+@pytest.mark.parametrize("dense_limit", [0, 10**6])
+def test_sparse_lookup(monkeypatch: pytest.MonkeyPatch, dense_limit: int) -> None:
+    monkeypatch.setattr(SparseLookup, "DENSE_LIMIT", dense_limit)
+    matrix = sp.csr_matrix(np.array([[0, 2.0, 0], [3.5, 0, 4.0]]))
+    lookup = SparseLookup(matrix)
+    assert (lookup.dense is not None) == (dense_limit > 0)
+    found, values = lookup(np.array([[0], [1], [-1]]), np.array([[1, 2], [2, -1], [0, 0]]))
     assert found.tolist() == [[True, False], [True, False], [False, False]]
     assert values.tolist() == [[2.0, 0.0], [4.0, 0.0], [0.0, 0.0]]
+
+
+def test_sparse_lookup_keeps_exact_values_off_the_half_star_grid() -> None:
+    lookup = SparseLookup(sp.csr_matrix(np.array([[0.0, 3.14]])))
+    assert lookup.dense is None
+    assert lookup(np.array([0]), np.array([1]))[1].tolist() == pytest.approx([3.14])
 
 
 def test_predictor_blend_round_trip(matrix: sp.csr_matrix, tmp_path: Path) -> None:
