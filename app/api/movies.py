@@ -12,11 +12,13 @@ from app.schemas import Genre, GenreList, Movie, MovieList, MoviePage, SimilarMo
 from app.services.catalog import Filters
 
 router = APIRouter(tags=["movies"])
+# Lookups over precomputed tables are constant time and run on the event loop; title search
+# scans the catalog and stays a plain `def` (thread pool).
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 
 
 @router.get("/movies/{movie_id}", response_model=Movie, responses=NOT_FOUND, summary="One movie")
-def get_movie(movie_id: MoviePath, services: ServicesDep) -> dict:
+async def get_movie(movie_id: MoviePath, services: ServicesDep) -> dict:
     return services.catalog.card(services.catalog.position(movie_id))
 
 
@@ -37,12 +39,12 @@ def search_movies(
 
 
 @router.get("/genres", response_model=GenreList, summary="Genres with their number of movies")
-def list_genres(services: ServicesDep) -> dict:
+async def list_genres(services: ServicesDep) -> dict:
     return {"items": [Genre(name=name, movies=count) for name, count in services.catalog.genres()]}
 
 
 @router.get("/trending", response_model=MovieList, summary="Movies with the most recent activity")
-def trending(
+async def trending(
     services: ServicesDep,
     k: KQuery = 10,
     genre: GenreQuery = None,
@@ -54,7 +56,7 @@ def trending(
 
 
 @router.get("/top-rated", response_model=MovieList, summary="Best rated movies (Bayesian average)")
-def top_rated(
+async def top_rated(
     services: ServicesDep,
     k: KQuery = 10,
     genre: GenreQuery = None,
@@ -69,7 +71,7 @@ def top_rated(
 @router.get(
     "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=NOT_FOUND, summary="Similar movies"
 )
-def similar(
+async def similar(
     movie_id: MoviePath,
     services: ServicesDep,
     k: KQuery = 10,

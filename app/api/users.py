@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from starlette.concurrency import run_in_threadpool
 
 from app.api.common import ExcludeQuery, GenreQuery, KQuery, YearFrom, YearTo
 from app.deps import ServicesDep
@@ -23,7 +24,7 @@ UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own
     description="Never a movie the user rated. "
     "An unknown user gets the trending chart, marked as a fallback.",
 )
-def recommendations(
+async def recommendations(
     user_id: UserPath,
     services: ServicesDep,
     k: KQuery = 10,
@@ -33,7 +34,11 @@ def recommendations(
     exclude: ExcludeQuery = None,
 ) -> dict:
     filters = Filters(genre, year_from, year_to, tuple(exclude or ()))
-    return services.recommender.for_user(user_id, k, filters)
+    # A cached ranking answers on the event loop; scoring runs in the thread pool.
+    result = services.recommender.cached_for_user(user_id, k, filters)
+    if result is None:
+        result = await run_in_threadpool(services.recommender.for_user, user_id, k, filters)
+    return result
 
 
 @router.get(

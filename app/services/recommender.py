@@ -6,17 +6,21 @@ the same code the evaluation measured.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from cachetools import LRUCache
 
 from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
 from training.interactions import IdIndex
 from training.metrics import top_k
 from training.models.knn import SparseLookup
+
+RANKING_DEPTH = 500  # movies kept per cached user ranking; deeper filters score in full
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,26 @@ class History:
         )
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """A user's cached ranking: unseen movies best first, their scores, and the history."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+    history: History
+
+
 class Recommender:
-    def __init__(self, bundle: Bundle, catalog: Catalog):
+    def __init__(self, bundle: Bundle, catalog: Catalog, cache_size: int = 10_000):
         self.bundle = bundle
         self.catalog = catalog
         self.ranker = bundle.ranker
         self.users = IdIndex(bundle.user_ids)
         self.history = bundle.history.tocsr()
         self.ratings_lookup = SparseLookup(self.history)
+        # Per-user rankings, computed on first use; the feedback work invalidates on writes.
+        self._rankings: LRUCache[int, Ranking] = LRUCache(maxsize=cache_size)
+        self._lock = threading.Lock()
         factors = self.ranker.als.item_factors
         norms = np.linalg.norm(factors, axis=1, keepdims=True)
         self._unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
@@ -57,14 +73,67 @@ class Recommender:
         start, end = self.history.indptr[row], self.history.indptr[row + 1]
         return History(self.history.indices[start:end].astype(np.int64), self.history.data[start:end])
 
-    def for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
+    def cached_for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any] | None:
+        """The answer from the user's cached ranking, or None when it must be computed (not
+        cached yet, or the filters leave fewer than k movies in the cached depth). Cheap
+        enough to run on the event loop."""
         row = self.user_row(user_id)
         if row < 0:
-            items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
-            return {"user_id": user_id, "known_user": False, "fallback": "trending", "items": items}
-        history = self.user_history(user_id)
+            return self._fallback(user_id, k, filters)
+        with self._lock:
+            ranking = self._rankings.get(row)
+        return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
+
+    def for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
+        """Top-k for a user: from their ranking (computed and cached on first use), or, when
+        the filters reach deeper than the cached ranking, scored in full."""
+        row = self.user_row(user_id)
+        if row < 0:
+            return self._fallback(user_id, k, filters)
+        with self._lock:
+            ranking = self._rankings.get(row)
+        if ranking is None:
+            ranking = self._ranking(row)
+            with self._lock:
+                self._rankings[row] = ranking
+        result = self._from_ranking(user_id, ranking, k, filters)
+        if result is None:
+            vector = self.ranker.als.user_factors[row]
+            items = self._rank(vector, self.user_history(user_id), k, filters)
+            result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
+        return result
+
+    def _fallback(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
+        items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
+        return {"user_id": user_id, "known_user": False, "fallback": "trending", "items": items}
+
+    def _ranking(self, row: int) -> Ranking:
+        """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
+        history = self.user_history(int(self.users.ids[row]))
         vector = self.ranker.als.user_factors[row]
-        items = self._rank(vector, history, k, filters)
+        scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
+        scores[history.positions] = -np.inf
+        best = top_k(scores[None, :], RANKING_DEPTH)[0]
+        best = best[best >= 0]
+        return Ranking(best, scores[best], history)
+
+    def _from_ranking(
+        self, user_id: int, ranking: Ranking, k: int, filters: Filters
+    ) -> dict[str, Any] | None:
+        mask = self.catalog.eligible(filters)
+        keep = (
+            np.flatnonzero(mask[ranking.positions]) if mask is not None else np.arange(len(ranking.positions))
+        )
+        truncated = len(ranking.positions) == RANKING_DEPTH
+        if len(keep) < k and truncated:
+            return None
+        chosen = keep[:k]
+        picks = ranking.positions[chosen]
+        sources = self._because(picks, ranking.history)
+        items = [
+            {**self.catalog.card(int(p), s), "because": src}
+            for p, s, src in zip(picks, ranking.scores[chosen], sources, strict=True)
+        ]
         return {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
 
     def for_visitor(

@@ -132,6 +132,23 @@ class TestUserRecommendations:
         assert len(items) == min(4, len(eligible))
         assert all("Action" in m["genres"] and m["movie_id"] != 5 for m in items)
 
+    async def test_cached_answer_equals_computed_one(self, client: httpx.AsyncClient) -> None:
+        first = (await client.get("/users/31/recommendations", params={"k": 8})).json()
+        again = (await client.get("/users/31/recommendations", params={"k": 8})).json()
+        assert first == again
+        filtered = (await client.get("/users/31/recommendations", params={"k": 8, "genre": "Drama"})).json()
+        expected = [m["movie_id"] for m in first["items"] if "Drama" in m["genres"]]
+        got = [m["movie_id"] for m in filtered["items"]]
+        assert got[: len(expected)] == expected  # filtering the cached ranking keeps its order
+
+    async def test_filters_deeper_than_the_cached_ranking(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("app.services.recommender.RANKING_DEPTH", 3)
+        items = (await client.get("/users/44/recommendations", params={"k": 6})).json()["items"]
+        assert len(items) == 6
+        assert not {m["movie_id"] for m in items} & seen_by(44)
+
     async def test_unknown_user_gets_marked_fallback(self, client: httpx.AsyncClient) -> None:
         body = (await client.get("/users/4294967295/recommendations", params={"k": 3})).json()
         assert body["known_user"] is False

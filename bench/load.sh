@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Load run: uvicorn on loopback, wrk with 64 connections against /health and each main
+# endpoint in the same run; prints requests/s, p50/p99, errors and the ratio to /health.
+#
+#   bench/load.sh [ARTIFACTS_DIR] [SECONDS]      (defaults: artifacts, 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ARTIFACTS=${1:-artifacts}
+SECONDS_EACH=${2:-30}
+PORT=${PORT:-8765}
+if ! command -v wrk >/dev/null; then
+  apt-get install -y -qq wrk >/dev/null
+fi
+
+OPENBLAS_NUM_THREADS=1 ARTIFACTS_DIR="$ARTIFACTS" .venv/bin/python -m uvicorn app.main:app \
+  --host 127.0.0.1 --port "$PORT" --log-level warning --no-access-log &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 60); do curl -sf "127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.5; done
+
+USER_ID=$(curl -sf "127.0.0.1:$PORT/health" >/dev/null && .venv/bin/python - "$ARTIFACTS" <<'PY'
+import sys, numpy as np, pathlib
+print(int(np.load(pathlib.Path(sys.argv[1]) / "current" / "users.npy")[0]))
+PY
+)
+MOVIE_ID=$(curl -sf "127.0.0.1:$PORT/top-rated?k=1" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["movie_id"])')
+cat > /tmp/cinerec-post.lua <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"liked": [$MOVIE_ID], "k": 10}'
+LUA
+
+baseline=""
+run() {
+  local label=$1 url=$2 script=${3:-}
+  local out
+  out=$(wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency ${script:+-s "$script"} "http://127.0.0.1:$PORT$url")
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  baseline=${baseline:-$rps}
+  printf '%-36s %10s req/s  p50 %8s  p99 %8s  x%.2f of /health  %s\n' \
+    "$label" "$rps" "$p50" "$p99" "$(echo "$rps / $baseline" | bc -l)" "${errors:-no errors}"
+}
+echo "wrk: 64 connections, ${SECONDS_EACH}s each, bundle $ARTIFACTS"
+run "GET /health" "/health"
+run "GET /trending" "/trending?k=10"
+run "GET /top-rated" "/top-rated?k=10"
+run "GET /movies/{id}/similar" "/movies/$MOVIE_ID/similar?k=10"
+run "GET /users/{id}/recommendations" "/users/$USER_ID/recommendations?k=10"
+run "GET /users/{id}/home" "/users/$USER_ID/home"
+run "POST /recommendations" "/recommendations" /tmp/cinerec-post.lua
