@@ -34,7 +34,9 @@ load_s = time.perf_counter() - t
 matrix = user_item_matrix(data.ratings, IdIndex.of(data.ratings.user_id), IdIndex.of(data.movies.movie_id))
 matrix.data[:] = 1.0
 from implicit.als import AlternatingLeastSquares
-model = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, random_state=0)
+model = AlternatingLeastSquares(
+    factors=64, iterations=15, regularization=0.05, random_state=0, use_gpu=sys.argv[2] == "gpu"
+)
 t = time.perf_counter()
 model.fit(matrix, show_progress=False)
 fit_s = time.perf_counter() - t
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=USERS)
     parser.add_argument("--movies", type=int, default=MOVIES)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cinerec-bench")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="ALS device for both runs")
     args = parser.parse_args()
 
     data = args.cache / f"synthetic-{args.users}u-{args.movies}m-{args.ratings}r"
@@ -62,7 +65,7 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
 
     out = subprocess.run(
-        [sys.executable, "-c", BASELINE, str(data)],
+        [sys.executable, "-c", BASELINE, str(data), args.device],
         capture_output=True,
         text=True,
         check=True,
@@ -73,13 +76,25 @@ def main() -> None:
     print(f"data: {nnz:,} ratings, {args.users:,} users, {args.movies:,} movies")
     print(f"load (pyarrow CSV -> canonical frames): {load_s:.1f}s")
     print(
-        f"baseline: implicit ALS fit, 64 factors, 15 iterations: {fit_s:.1f}s (peak {baseline_rss:,.0f} MiB)"
+        f"baseline: implicit ALS fit on {args.device}, 64 factors, 15 iterations: {fit_s:.1f}s "
+        f"(peak {baseline_rss:,.0f} MiB)"
     )
 
     with tempfile.TemporaryDirectory() as artifacts:
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "training", "build", "--data", str(data), "--out", artifacts],
+            [
+                sys.executable,
+                "-m",
+                "training",
+                "build",
+                "--data",
+                str(data),
+                "--out",
+                artifacts,
+                "--device",
+                args.device,
+            ],
             check=True,
             env=env,
             cwd=root,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -111,11 +111,32 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
             "ease": fit.ease_config.model_dump(mode="json"),
         },
         "metrics": {"validation": fit.validation},
+        "device": config.device,
         "timings_s": timings,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     say("writing bundle")
     return write_bundle(out, bundle, manifest)
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used."""
+
+
+def resolve_device(requested: str) -> Literal["cpu", "gpu"]:
+    """'auto' -> 'gpu' when implicit's CUDA extension works here, else 'cpu'."""
+    if requested == "cpu":
+        return "cpu"
+    import implicit.gpu
+
+    if implicit.gpu.HAS_CUDA:
+        return "gpu"
+    if requested == "gpu":
+        raise DeviceError(
+            "--device gpu: implicit's CUDA extension is not usable here (no GPU, or the CUDA/RMM "
+            "libraries it needs are missing); use --device cpu or auto"
+        )
+    return "cpu"
 
 
 def use_ease(config: BuildConfig, n_items: int) -> bool:

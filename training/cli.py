@@ -41,14 +41,25 @@ def build(
         Path | None, typer.Option(help="JSON file with a BuildConfig (hyper-parameters).")
     ] = None,
     tune: Annotated[str, typer.Option(help="Tune on a validation split: auto, on or off.")] = "auto",
+    device: Annotated[
+        str, typer.Option(help="ALS on 'cpu', 'gpu' (implicit's CUDA ALS; fails if unusable) or 'auto'.")
+    ] = "auto",
 ) -> None:
     """Build a bundle from a dataset and point OUT/current at it."""
+    from training.build import DeviceError, resolve_device
     from training.build import build as run_build
     from training.datasets import DatasetError, load_dataset
 
     settings = BuildConfig.model_validate_json(config.read_text()) if config else BuildConfig()
     settings.tune.enabled = tune  # type: ignore[assignment]
-    BuildConfig.model_validate(settings.model_dump())
+    settings.device = device  # type: ignore[assignment]
+    settings = BuildConfig.model_validate(settings.model_dump())
+    try:
+        settings.device = resolve_device(settings.device)
+    except DeviceError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"ALS device: {settings.device}")
     started = time.perf_counter()
     try:
         with console.status(f"loading {data}"):
