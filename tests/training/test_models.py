@@ -206,3 +206,14 @@ def test_drift_offset() -> None:
     ratings = pd.DataFrame({"rating": [2.0, 2.0, 4.0, 4.0], "timestamp": [0, day, 100 * day, 101 * day]})
     assert drift_offset(ratings, 10) == pytest.approx(4.0 - 3.0)
     assert drift_offset(ratings, None) == 0.0
+
+
+def test_predictor_uses_the_large_data_settings_above_the_threshold(matrix: sp.csr_matrix) -> None:
+    config = PredictorConfig(
+        mf=RatingConfig(factors=6, iterations=2),
+        mf_large=RatingConfig(factors=3, iterations=2),
+        large_ratings=100,
+    )
+    assert RatingPredictor.fit(matrix, config, (0.5, 5.0)).mf.user_factors.shape[1] == 3
+    config = config.model_copy(update={"large_ratings": 10_000})
+    assert RatingPredictor.fit(matrix, config, (0.5, 5.0)).mf.user_factors.shape[1] == 6

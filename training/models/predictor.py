@@ -24,6 +24,11 @@ class PredictorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mf: RatingConfig = RatingConfig()
+    # Above `large_ratings` the MF is fitted with `mf_large`: a pass over the ratings costs
+    # ratings x factors, and on data the size of ml-25m the default would take several times
+    # as long as the whole ALS fit.
+    large_ratings: int = Field(5_000_000, ge=0)
+    mf_large: RatingConfig = RatingConfig(factors=32, iterations=6, cg_steps=2)
     knn: KNNConfig = KNNConfig()
     blend: bool = True
     # The blend weights need enough held-out ratings to be trusted; below this many the MF
@@ -59,7 +64,9 @@ class RatingPredictor:
     ) -> RatingPredictor:
         """Fit on a users x movies CSR of ratings; `offset` is the drift shift (see `drift_offset`)."""
         ratings = ratings.tocsr()
-        mf = RatingModel.fit(ratings, config.mf, scale)
+        mf = RatingModel.fit(
+            ratings, config.mf if ratings.nnz <= config.large_ratings else config.mf_large, scale
+        )
         held_out = ratings.nnz * config.validation_fraction
         if not config.blend or held_out < config.min_blend_ratings or ratings.nnz > config.max_blend_ratings:
             return cls(mf, None, np.array([0.0, 1.0, 0.0]), scale, offset)

@@ -6,6 +6,8 @@ candidates and cut to the top N at once, so memory stays batch x movies.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -27,7 +29,7 @@ def similar_movies(
     positions = np.full((n_items, n), -1, dtype=np.int32)
     scores = np.zeros((n_items, n), dtype=np.float32)
     blocked = np.where(candidates, 0.0, -np.inf).astype(np.float32)
-    with threadpool_limits(1, "blas"):
+    with threadpool_limits(os.cpu_count() or 1, "blas"):  # one big product per batch: all cores
         for start in range(0, n_items, batch):
             stop = min(start + batch, n_items)
             sims = unit[start:stop] @ unit.T + blocked
