@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.db.repository import FeedbackRepository
 from app.errors import ModelNotReady
 from app.services.catalog import Catalog
+from app.services.feedback import FeedbackService
 from app.services.home import HomeConfig
 from app.services.recommender import Recommender
 from training.bundle import Bundle
@@ -20,11 +22,14 @@ class Services:
     catalog: Catalog
     recommender: Recommender
     home: HomeConfig
+    feedback: FeedbackService
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, home: HomeConfig) -> Services:
+    def create(cls, bundle: Bundle, home: HomeConfig, repository: FeedbackRepository) -> Services:
         catalog = Catalog(bundle)
-        return cls(bundle, catalog, Recommender(bundle, catalog), home)
+        recommender = Recommender(bundle, catalog)
+        feedback = FeedbackService(repository, catalog, recommender, recommender.scale)
+        return cls(bundle, catalog, recommender, home, feedback)
 
 
 def get_services(request: Request) -> Services:

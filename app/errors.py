@@ -33,6 +33,39 @@ class UnknownMovies(DomainError):
         super().__init__(f"movies not in the catalog: {shown}")
 
 
+class MoviesNotFound(DomainError):
+    status_code = 404
+    error = "unknown_movies"
+
+    def __init__(self, movie_ids: list[int]):
+        shown = ", ".join(map(str, movie_ids[:10]))
+        super().__init__(f"movies not in the catalog: {shown}; nothing was stored")
+
+
+class RatingOffScale(DomainError):
+    status_code = 422
+    error = "rating_off_scale"
+
+    def __init__(self, offending: list[tuple[int, float]], scale: tuple[float, float]):
+        shown = ", ".join(f"movie {m}: {r:g}" for m, r in offending[:10])
+        super().__init__(
+            f"ratings must be between {scale[0]:g} and {scale[1]:g} ({shown}); nothing was stored"
+        )
+
+
+class NotRated(DomainError):
+    status_code = 404
+    error = "not_rated"
+
+    def __init__(self, user_id: int, movie_id: int):
+        super().__init__(f"user {user_id} has no stored rating of movie {movie_id}")
+
+
+class DatabaseUnavailable(DomainError):
+    status_code = 503
+    error = "database_unavailable"
+
+
 class ModelNotReady(DomainError):
     status_code = 503
     error = "model_not_ready"

@@ -13,9 +13,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from app.api import health, movies, recommendations, users
+from app.api import health, movies, ratings, recommendations, users
+from app.db import migrate
+from app.db.repository import FeedbackRepository
+from app.db.session import create_engine, session_factory
 from app.deps import Services
 from app.errors import install_error_handlers
 from app.services.home import HomeConfig
@@ -42,19 +46,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             bundle = await run_in_threadpool(read_bundle, path)
             home = HomeConfig.load(settings.home_config)
-        except (BundleError, OSError, ValidationError) as exc:
+            if settings.migrate_on_start:
+                await run_in_threadpool(migrate.upgrade, settings.database_url)
+        except (BundleError, OSError, ValidationError, SQLAlchemyError) as exc:
             # One clear line in the log, then refuse to start.
             log.error("cannot start: %s", exc)
             raise StartupError(f"cinerec: cannot start: {exc}") from None
-        app.state.services = await run_in_threadpool(Services.from_bundle, bundle, home)
+        engine = create_engine(settings.database_url)
+        repository = FeedbackRepository(session_factory(engine))
+        app.state.services = await run_in_threadpool(Services.create, bundle, home, repository)
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
         yield
         app.state.services = None
+        await engine.dispose()
 
     app = FastAPIOffline(title="cinerec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (health.router, movies.router, users.router, recommendations.router):
+    for router in (health.router, movies.router, users.router, recommendations.router, ratings.router):
         app.include_router(router)
     return app
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -153,6 +154,62 @@ class Prediction(BaseModel):
 
 class PredictionResponse(BaseModel):
     predictions: list[Prediction]
+
+
+class NewRating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    movie_id: MovieId
+    rating: float = Field(description="On the dataset's rating scale (see /health).", examples=[4.5])
+    rated_at: datetime | None = Field(None, description="When it was rated; now when left out.")
+
+
+class RatingsBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ratings": [{"movie_id": 1, "rating": 4.5}]}]}
+    )
+
+    ratings: list[NewRating] = Field(min_length=1, max_length=500)
+
+
+class StoredRatingOut(BaseModel):
+    movie_id: int
+    rating: float
+    rated_at: datetime
+
+
+class StoredRatings(BaseModel):
+    user_id: int
+    items: list[StoredRatingOut]
+
+
+class RatingsPage(BaseModel):
+    user_id: int
+    total: int
+    limit: int
+    offset: int
+    items: list[StoredRatingOut]
+
+
+class NewEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    movie_id: MovieId
+    kind: Literal["view", "click", "play", "finish"] = Field(examples=["view"])
+    at: datetime | None = Field(None, description="When it happened; now when left out.")
+
+
+class EventsBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"events": [{"movie_id": 1, "kind": "view"}]}]}
+    )
+
+    events: list[NewEvent] = Field(min_length=1, max_length=1000)
+
+
+class EventsStored(BaseModel):
+    user_id: int
+    stored: int
 
 
 class ModelInfo(BaseModel):

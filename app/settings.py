@@ -12,6 +12,8 @@ class Settings(BaseSettings):
 
     artifacts_dir: Path = Path("artifacts")
     database_url: str = "sqlite+aiosqlite:///data/cinerec.db"
+    # Apply the Alembic migrations at start-up (`make migrate` does it as a command).
+    migrate_on_start: bool = False
     log_level: str = "info"
     # The home page's rows (kinds, titles, order); see app/services/home.py.
     home_config: Path = Path(__file__).resolve().parent / "home.json"

@@ -37,7 +37,8 @@ async def recommendations(
     # A cached ranking answers on the event loop; scoring runs in the thread pool.
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
-        result = await run_in_threadpool(services.recommender.for_user, user_id, k, filters)
+        stored = await services.feedback.stored(user_id)
+        result = await run_in_threadpool(services.recommender.for_user, user_id, k, filters, stored)
     return result
 
 
@@ -46,13 +47,15 @@ async def recommendations(
     response_model=BecauseYouWatched,
     summary="Rows of movies like ones the user rated highly",
 )
-def because_you_watched(
+async def because_you_watched(
     user_id: UserPath,
     services: ServicesDep,
     rows: Annotated[int, Query(ge=1, le=20, description="How many rows (1-20).")] = 3,
     k: KQuery = 10,
 ) -> dict:
-    return {"user_id": user_id, "rows": services.recommender.because_you_watched(user_id, rows, k)}
+    stored = await services.feedback.stored(user_id)
+    result = await run_in_threadpool(services.recommender.because_you_watched, user_id, rows, k, None, stored)
+    return {"user_id": user_id, "rows": result}
 
 
 @router.get(
@@ -62,5 +65,7 @@ def because_you_watched(
     description="Rows, their titles and order come from the operator's HOME_CONFIG file; "
     "no movie appears twice and rows with nothing to show are left out.",
 )
-def home(user_id: UserPath, services: ServicesDep) -> dict:
-    return {"user_id": user_id, "rows": home_page(services.recommender, services.home, user_id)}
+async def home(user_id: UserPath, services: ServicesDep) -> dict:
+    stored = await services.feedback.stored(user_id)
+    rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, stored)
+    return {"user_id": user_id, "rows": rows}

@@ -7,6 +7,7 @@ that has nothing to show (e.g. "because you watched" for a user with no history)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,7 +38,9 @@ class HomeConfig(BaseModel):
         return cls.model_validate_json(path.read_text())
 
 
-def home_page(recommender: Recommender, config: HomeConfig, user_id: int) -> list[dict[str, Any]]:
+def home_page(
+    recommender: Recommender, config: HomeConfig, user_id: int, stored: Mapping[int, float] | None = None
+) -> list[dict[str, Any]]:
     catalog = recommender.catalog
     shown: set[int] = set()
     page: list[dict[str, Any]] = []
@@ -50,11 +53,11 @@ def home_page(recommender: Recommender, config: HomeConfig, user_id: int) -> lis
     for row in config.rows:
         filters = Filters(genre=row.genre, exclude=tuple(shown))
         if row.kind == "for_you":
-            result = recommender.for_user(user_id, row.k, filters)
+            result = recommender.for_user(user_id, row.k, filters, stored)
             if result["known_user"]:
                 add(row.title, row.kind, result["items"])
         elif row.kind == "because_you_watched":
-            for because in recommender.because_you_watched(user_id, row.rows, row.k, exclude=shown):
+            for because in recommender.because_you_watched(user_id, row.rows, row.k, shown, stored):
                 add(row.title.replace("{movie}", because["because"]["title"]), row.kind, because["items"])
         else:
             chart = catalog.chart(row.kind, filters, row.k, row.min_ratings)

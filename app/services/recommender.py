@@ -7,6 +7,7 @@ the same code the evaluation measured.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ class Ranking:
     positions: np.ndarray
     scores: np.ndarray
     history: History
+    vector: np.ndarray
 
 
 class Recommender:
@@ -54,7 +56,7 @@ class Recommender:
         self.history = bundle.history.tocsr()
         self.ratings_lookup = SparseLookup(self.history)
         # Per-user rankings, computed on first use; the feedback work invalidates on writes.
-        self._rankings: LRUCache[int, Ranking] = LRUCache(maxsize=cache_size)
+        self._rankings: LRUCache[int, Ranking] = LRUCache(maxsize=cache_size)  # by user id
         self._lock = threading.Lock()
         factors = self.ranker.als.item_factors
         norms = np.linalg.norm(factors, axis=1, keepdims=True)
@@ -73,33 +75,55 @@ class Recommender:
         start, end = self.history.indptr[row], self.history.indptr[row + 1]
         return History(self.history.indices[start:end].astype(np.int64), self.history.data[start:end])
 
+    def history_of(self, user_id: int, stored: Mapping[int, float] | None = None) -> History:
+        """The user's history: the bundle's training ratings with `stored` ones (catalog
+        position -> rating, from the feedback database) on top; a stored rating wins."""
+        base = self.user_history(user_id)
+        if not stored:
+            return base
+        merged = dict(zip(base.positions.tolist(), base.ratings.tolist(), strict=True))
+        merged.update(stored)
+        positions = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
+        ratings = np.fromiter(merged.values(), dtype=np.float32, count=len(merged))
+        order = np.argsort(positions)
+        return History(positions[order], ratings[order])
+
+    def invalidate(self, user_id: int) -> None:
+        """Forget the user's cached ranking (their ratings changed)."""
+        with self._lock:
+            self._rankings.pop(user_id, None)
+
     def cached_for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any] | None:
         """The answer from the user's cached ranking, or None when it must be computed (not
         cached yet, or the filters leave fewer than k movies in the cached depth). Cheap
         enough to run on the event loop."""
-        row = self.user_row(user_id)
-        if row < 0:
-            return self._fallback(user_id, k, filters)
         with self._lock:
-            ranking = self._rankings.get(row)
+            ranking = self._rankings.get(user_id)
         return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
 
-    def for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
+    def for_user(
+        self, user_id: int, k: int, filters: Filters, stored: Mapping[int, float] | None = None
+    ) -> dict[str, Any]:
         """Top-k for a user: from their ranking (computed and cached on first use), or, when
-        the filters reach deeper than the cached ranking, scored in full."""
-        row = self.user_row(user_id)
-        if row < 0:
-            return self._fallback(user_id, k, filters)
+        the filters reach deeper than the cached ranking, scored in full. A user with stored
+        ratings is folded in from their whole history; one with no history gets the fallback."""
         with self._lock:
-            ranking = self._rankings.get(row)
+            ranking = self._rankings.get(user_id)
         if ranking is None:
-            ranking = self._ranking(row)
+            history = self.history_of(user_id, stored)
+            if len(history.positions) == 0:
+                return self._fallback(user_id, k, filters)
+            row = self.user_row(user_id)
+            if row >= 0 and not stored:
+                vector = self.ranker.als.user_factors[row]
+            else:
+                vector = self.ranker.fold_in(history.positions, history.ratings)
+            ranking = self._ranking(vector, history)
             with self._lock:
-                self._rankings[row] = ranking
+                self._rankings[user_id] = ranking
         result = self._from_ranking(user_id, ranking, k, filters)
         if result is None:
-            vector = self.ranker.als.user_factors[row]
-            items = self._rank(vector, self.user_history(user_id), k, filters)
+            items = self._rank(ranking.vector, ranking.history, k, filters)
             result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
         return result
 
@@ -107,15 +131,13 @@ class Recommender:
         items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
         return {"user_id": user_id, "known_user": False, "fallback": "trending", "items": items}
 
-    def _ranking(self, row: int) -> Ranking:
+    def _ranking(self, vector: np.ndarray, history: History) -> Ranking:
         """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
-        history = self.user_history(int(self.users.ids[row]))
-        vector = self.ranker.als.user_factors[row]
         scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
         scores[history.positions] = -np.inf
         best = top_k(scores[None, :], RANKING_DEPTH)[0]
         best = best[best >= 0]
-        return Ranking(best, scores[best], history)
+        return Ranking(best, scores[best], history, vector)
 
     def _from_ranking(
         self, user_id: int, ranking: Ranking, k: int, filters: Filters
@@ -183,12 +205,17 @@ class Recommender:
         return [self.catalog.card(int(neighbours[i]), scores[i]) for i in chosen]
 
     def because_you_watched(
-        self, user_id: int, rows: int, k: int, exclude: set[int] | None = None
+        self,
+        user_id: int,
+        rows: int,
+        k: int,
+        exclude: set[int] | None = None,
+        stored: Mapping[int, float] | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of movies similar to the user's highest-rated ones; nothing seen, no repeats.
 
         `exclude` holds movie ids already shown elsewhere on the page."""
-        history = self.user_history(user_id)
+        history = self.history_of(user_id, stored)
         if len(history.positions) == 0:
             return []
         order = np.lexsort((history.positions, -history.ratings))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.main import create_app
 from app.settings import Settings
@@ -32,9 +38,59 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def client(artifacts: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(artifacts_dir=artifacts))
+    database_url = f"sqlite+aiosqlite:///{artifacts.parent}/feedback.db"
+    app = create_app(Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True))
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
     ):
         yield http
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+    name = f"cinerec_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except (OSError, SQLAlchemyError) as exc:
+        await admin.dispose()
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is needed for these tests: {exc}")
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def serving(artifacts: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        yield http
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def feedback_client(
+    request: pytest.FixtureRequest, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An app with its feedback database on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        async with serving(
+            artifacts, f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('fb')}/feedback.db"
+        ) as http:
+            yield http
+    else:
+        async with postgres_database() as url, serving(artifacts, url) as http:
+            yield http

@@ -1,0 +1,76 @@
+"""Live feedback routes: a user's stored ratings and events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.api.users import UserPath
+from app.deps import ServicesDep
+from app.schemas import ErrorBody, EventsBody, EventsStored, RatingsBody, RatingsPage, StoredRatings
+
+router = APIRouter(tags=["feedback"])
+MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
+WRITE_ERRORS: dict[int | str, dict] = {
+    404: {"model": ErrorBody, "description": "A movie id is not in the catalog; nothing was stored."},
+    422: {"description": "Invalid body or a rating off the dataset's scale; nothing was stored."},
+    503: {"model": ErrorBody, "description": "The database is unavailable; nothing was stored."},
+}
+
+
+@router.post(
+    "/users/{user_id}/ratings",
+    status_code=201,
+    response_model=StoredRatings,
+    responses=WRITE_ERRORS,
+    summary="Store a user's ratings (all or nothing); their recommendations change at once",
+)
+async def post_ratings(user_id: UserPath, body: RatingsBody, services: ServicesDep) -> dict:
+    rows = await services.feedback.rate(user_id, [(r.movie_id, r.rating, r.rated_at) for r in body.ratings])
+    return {"user_id": user_id, "items": [vars(r) for r in rows]}
+
+
+@router.delete(
+    "/users/{user_id}/ratings/{movie_id}",
+    status_code=204,
+    responses={404: {"model": ErrorBody, "description": "No stored rating."}, 503: WRITE_ERRORS[503]},
+    summary="Delete a stored rating",
+)
+async def delete_rating(user_id: UserPath, movie_id: MoviePath, services: ServicesDep) -> Response:
+    await services.feedback.unrate(user_id, movie_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/users/{user_id}/ratings",
+    response_model=RatingsPage,
+    responses={503: WRITE_ERRORS[503]},
+    summary="A user's stored ratings, newest first",
+)
+async def list_ratings(
+    user_id: UserPath,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Ratings to skip.")] = 0,
+) -> dict:
+    rows, total = await services.feedback.page(user_id, limit, offset)
+    return {
+        "user_id": user_id,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "items": [vars(r) for r in rows],
+    }
+
+
+@router.post(
+    "/users/{user_id}/events",
+    status_code=201,
+    response_model=EventsStored,
+    responses=WRITE_ERRORS,
+    summary="Store views and clicks (implicit signals, weaker than ratings)",
+)
+async def post_events(user_id: UserPath, body: EventsBody, services: ServicesDep) -> dict:
+    stored = await services.feedback.add_events(user_id, [(e.movie_id, e.kind, e.at) for e in body.events])
+    return {"user_id": user_id, "stored": stored}

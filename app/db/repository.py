@@ -1,0 +1,77 @@
+"""Queries over the feedback tables. Each write is one transaction: all of it or none."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Event, Rating
+
+
+@dataclass(frozen=True)
+class StoredRating:
+    movie_id: int
+    rating: float
+    rated_at: datetime
+
+
+class FeedbackRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+        self.sessions = sessions
+
+    async def upsert_ratings(self, user_id: int, ratings: Sequence[StoredRating]) -> None:
+        """Store the ratings, replacing older ones for the same movie, in one transaction."""
+        if not ratings:
+            return
+        rows = [
+            {"user_id": user_id, "movie_id": r.movie_id, "rating": r.rating, "rated_at": r.rated_at}
+            for r in ratings
+        ]
+        async with self.sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(Rating).values(rows)
+            statement = statement.on_conflict_do_update(
+                index_elements=[Rating.user_id, Rating.movie_id],
+                set_={"rating": statement.excluded.rating, "rated_at": statement.excluded.rated_at},
+            )
+            await session.execute(statement)
+
+    async def delete_rating(self, user_id: int, movie_id: int) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def ratings_page(self, user_id: int, limit: int, offset: int) -> tuple[list[StoredRating], int]:
+        """Newest first, with the total for paging."""
+        async with self.sessions() as session:
+            total = await session.scalar(
+                select(func.count()).select_from(Rating).where(Rating.user_id == user_id)
+            )
+            rows = await session.execute(
+                select(Rating.movie_id, Rating.rating, Rating.rated_at)
+                .where(Rating.user_id == user_id)
+                .order_by(Rating.rated_at.desc(), Rating.movie_id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return [StoredRating(*row) for row in rows], int(total or 0)
+
+    async def user_ratings(self, user_id: int) -> list[StoredRating]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Rating.movie_id, Rating.rating, Rating.rated_at).where(Rating.user_id == user_id)
+            )
+            return [StoredRating(*row) for row in rows]
+
+    async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime]]) -> None:
+        async with self.sessions.begin() as session:
+            session.add_all(Event(user_id=user_id, movie_id=m, kind=k, at=at) for m, k, at in events)

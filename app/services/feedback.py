@@ -1,0 +1,115 @@
+"""Live feedback: validate and store ratings and events, and hand the recommender each
+user's stored ratings (cached per user, refreshed on every write)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import numpy as np
+from cachetools import LRUCache
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db.repository import FeedbackRepository, StoredRating
+from app.errors import DatabaseUnavailable, MoviesNotFound, NotRated, RatingOffScale
+from app.services.catalog import Catalog
+from app.services.recommender import Recommender
+
+log = logging.getLogger("cinerec.feedback")
+T = TypeVar("T")
+
+# What a database that is down or unreachable raises, through SQLAlchemy or the socket.
+DB_ERRORS = (SQLAlchemyError, OSError)
+
+
+class FeedbackService:
+    def __init__(
+        self,
+        repository: FeedbackRepository,
+        catalog: Catalog,
+        recommender: Recommender,
+        scale: tuple[float, float],
+        cache_size: int = 100_000,
+    ):
+        self.repository = repository
+        self.catalog = catalog
+        self.recommender = recommender
+        self.scale = scale
+        self._stored: LRUCache[int, dict[int, float]] = LRUCache(maxsize=cache_size)
+        self._lock = threading.Lock()
+
+    async def stored(self, user_id: int) -> dict[int, float] | None:
+        """The user's stored ratings as catalog position -> rating; None when the database
+        cannot be read (reads then go on from the bundle alone)."""
+        with self._lock:
+            cached = self._stored.get(user_id)
+        if cached is not None:
+            return cached
+        try:
+            rows = await self.repository.user_ratings(user_id)
+        except DB_ERRORS as exc:
+            log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
+            return None
+        positions = self.catalog.index.positions(np.array([r.movie_id for r in rows], dtype=np.int64))
+        stored = {int(p): r.rating for p, r in zip(positions, rows, strict=True) if p >= 0}
+        with self._lock:
+            self._stored[user_id] = stored
+        return stored
+
+    async def rate(
+        self, user_id: int, ratings: Sequence[tuple[int, float, datetime | None]]
+    ) -> list[StoredRating]:
+        """Validate every rating first, then store them all in one transaction."""
+        movie_ids = [movie_id for movie_id, _, _ in ratings]
+        self._require_movies(movie_ids)
+        low, high = self.scale
+        off = [(m, r) for m, r, _ in ratings if not low <= r <= high]
+        if off:
+            raise RatingOffScale(off, self.scale)
+        now = datetime.now(UTC)
+        latest: dict[int, StoredRating] = {}  # a movie twice in one batch: the last one counts
+        for movie_id, rating, rated_at in ratings:
+            latest[movie_id] = StoredRating(movie_id, float(rating), rated_at or now)
+        rows = list(latest.values())
+        await self._write(self.repository.upsert_ratings(user_id, rows))
+        self._changed(user_id)
+        return rows
+
+    async def unrate(self, user_id: int, movie_id: int) -> None:
+        removed = await self._write(self.repository.delete_rating(user_id, movie_id))
+        if not removed:
+            raise NotRated(user_id, movie_id)
+        self._changed(user_id)
+
+    async def page(self, user_id: int, limit: int, offset: int) -> tuple[list[StoredRating], int]:
+        return await self._write(self.repository.ratings_page(user_id, limit, offset))
+
+    async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime | None]]) -> int:
+        self._require_movies([movie_id for movie_id, _, _ in events])
+        now = datetime.now(UTC)
+        await self._write(self.repository.add_events(user_id, [(m, k, at or now) for m, k, at in events]))
+        return len(events)
+
+    def _require_movies(self, movie_ids: list[int]) -> None:
+        positions = self.catalog.index.positions(np.asarray(movie_ids, dtype=np.int64))
+        unknown = [m for m, p in zip(movie_ids, positions, strict=True) if p < 0]
+        if unknown:
+            raise MoviesNotFound(unknown)
+
+    def _changed(self, user_id: int) -> None:
+        with self._lock:
+            self._stored.pop(user_id, None)
+        self.recommender.invalidate(user_id)
+
+    @staticmethod
+    async def _write(operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except DB_ERRORS as exc:
+            log.error("feedback database unavailable: %s", exc.__class__.__name__)
+            raise DatabaseUnavailable(
+                "the ratings database is unavailable; nothing was stored, try again"
+            ) from exc

@@ -1,0 +1,201 @@
+"""Live feedback on SQLite and on the real PostgreSQL server: stored, validated, all or nothing,
+reflected in the next recommendations at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.app.conftest import POSTGRES_ADMIN_URL, postgres_database, serving
+from tests.app.test_api import seen_by
+
+NEW_USER = 4_000_000_000  # beyond 32 bits, unknown to the bundle
+
+
+async def _ids(client: httpx.AsyncClient, user: int, **params: object) -> list[int]:
+    body = (await client.get(f"/users/{user}/recommendations", params={"k": 10, **params})).json()
+    return [m["movie_id"] for m in body["items"]]
+
+
+class TestRatings:
+    async def test_store_replace_and_list_newest_first(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 7_000_001
+        first = await feedback_client.post(
+            f"/users/{user}/ratings",
+            json={"ratings": [
+                {"movie_id": 1, "rating": 4, "rated_at": "2024-01-01T00:00:00Z"},
+                {"movie_id": 3, "rating": 2.5, "rated_at": "2024-02-01T00:00:00Z"},
+            ]},
+        )  # fmt: skip
+        assert first.status_code == 201
+        assert [r["movie_id"] for r in first.json()["items"]] == [1, 3]
+        again = await feedback_client.post(
+            f"/users/{user}/ratings",
+            json={"ratings": [{"movie_id": 1, "rating": 5, "rated_at": "2024-03-01T00:00:00Z"}]},
+        )
+        assert again.status_code == 201
+        page = (await feedback_client.get(f"/users/{user}/ratings")).json()
+        assert page["total"] == 2
+        assert [(r["movie_id"], r["rating"]) for r in page["items"]] == [(1, 5.0), (3, 2.5)]
+        paged = (await feedback_client.get(f"/users/{user}/ratings", params={"limit": 1, "offset": 1})).json()
+        assert [r["movie_id"] for r in paged["items"]] == [3]
+
+    async def test_unknown_movie_stores_nothing(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 7_000_002
+        response = await feedback_client.post(
+            f"/users/{user}/ratings",
+            json={"ratings": [{"movie_id": 1, "rating": 4}, {"movie_id": 999, "rating": 4}]},
+        )
+        assert response.status_code == 404
+        assert response.json()["error"] == "unknown_movies"
+        assert "999" in response.json()["detail"]
+        assert (await feedback_client.get(f"/users/{user}/ratings")).json()["total"] == 0
+
+    async def test_off_scale_rating_stores_nothing(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 7_000_003
+        response = await feedback_client.post(
+            f"/users/{user}/ratings",
+            json={"ratings": [{"movie_id": 1, "rating": 4}, {"movie_id": 2, "rating": 9}]},
+        )
+        assert response.status_code == 422
+        assert response.json()["error"] == "rating_off_scale"
+        assert "movie 2: 9" in response.json()["detail"]
+        assert (await feedback_client.get(f"/users/{user}/ratings")).json()["total"] == 0
+
+    @pytest.mark.parametrize(("user", "status"), [(2**32, 201), (2**63 - 1, 201), (2**63, 422), (-1, 422)])
+    async def test_user_id_range(self, feedback_client: httpx.AsyncClient, user: int, status: int) -> None:
+        response = await feedback_client.post(
+            f"/users/{user}/ratings", json={"ratings": [{"movie_id": 5, "rating": 3}]}
+        )
+        assert response.status_code == status
+
+    @pytest.mark.parametrize(
+        "body",
+        [{"ratings": []}, {"ratings": [{"movie_id": 1}]}, {"ratings": [{"movie_id": 1, "rating": 3}] * 501}],
+    )
+    async def test_bad_bodies(self, feedback_client: httpx.AsyncClient, body: dict) -> None:
+        assert (await feedback_client.post("/users/1/ratings", json=body)).status_code == 422
+
+    async def test_delete(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 7_000_004
+        await feedback_client.post(f"/users/{user}/ratings", json={"ratings": [{"movie_id": 6, "rating": 3}]})
+        assert (await feedback_client.delete(f"/users/{user}/ratings/6")).status_code == 204
+        gone = await feedback_client.delete(f"/users/{user}/ratings/6")
+        assert gone.status_code == 404
+        assert gone.json()["error"] == "not_rated"
+
+
+class TestReflectedAtOnce:
+    async def test_known_user_recommendations_change(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 4
+        before = await _ids(feedback_client, user)
+        rated = before[:3]
+        response = await feedback_client.post(
+            f"/users/{user}/ratings", json={"ratings": [{"movie_id": m, "rating": 5} for m in rated]}
+        )
+        assert response.status_code == 201
+        after = await _ids(feedback_client, user)
+        assert not set(rated) & set(after)  # rated movies are never recommended back
+        assert not set(after) & seen_by(user)
+        rows = (await feedback_client.get(f"/users/{user}/because-you-watched", params={"rows": 5})).json()[
+            "rows"
+        ]
+        shown = {m["movie_id"] for row in rows for m in row["items"]}
+        assert not shown & (set(rated) | seen_by(user))
+
+    async def test_new_user_is_folded_in(self, feedback_client: httpx.AsyncClient) -> None:
+        before = (await feedback_client.get(f"/users/{NEW_USER}/recommendations")).json()
+        assert before["known_user"] is False
+        liked = [2, 4, 6, 8, 10]
+        await feedback_client.post(
+            f"/users/{NEW_USER}/ratings", json={"ratings": [{"movie_id": m, "rating": 5} for m in liked]}
+        )
+        after = (await feedback_client.get(f"/users/{NEW_USER}/recommendations")).json()
+        assert after["known_user"] is True
+        ids = [m["movie_id"] for m in after["items"]]
+        assert not set(ids) & set(liked)
+        assert sum(i % 2 == 0 for i in ids) >= 8  # the even taste group
+
+    async def test_delete_is_reflected(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 7_000_005
+        await feedback_client.post(f"/users/{user}/ratings", json={"ratings": [{"movie_id": 2, "rating": 5}]})
+        assert 2 not in await _ids(feedback_client, user, k=40)
+        await feedback_client.delete(f"/users/{user}/ratings/2")
+        assert (await feedback_client.get(f"/users/{user}/recommendations")).json()["known_user"] is False
+
+
+class TestEvents:
+    async def test_store_events(self, feedback_client: httpx.AsyncClient) -> None:
+        body = {"events": [{"movie_id": 1, "kind": "view"}, {"movie_id": 2, "kind": "click"}]}
+        response = await feedback_client.post("/users/5/events", json=body)
+        assert response.status_code == 201
+        assert response.json() == {"user_id": 5, "stored": 2}
+
+    async def test_bad_event(self, feedback_client: httpx.AsyncClient) -> None:
+        bad_kind = await feedback_client.post(
+            "/users/5/events", json={"events": [{"movie_id": 1, "kind": "x"}]}
+        )
+        assert bad_kind.status_code == 422
+        unknown = await feedback_client.post(
+            "/users/5/events", json={"events": [{"movie_id": 404, "kind": "view"}]}
+        )
+        assert unknown.status_code == 404
+
+
+async def test_concurrent_writers_lose_nothing(feedback_client: httpx.AsyncClient) -> None:
+    """50 writers, overlapping users and movies: every acknowledged write is stored, once."""
+
+    async def write(n: int) -> httpx.Response:
+        user = 8_000_000 + n % 5
+        ratings = [{"movie_id": 1 + (n + j) % 12, "rating": 1 + (n + j) % 5} for j in range(4)]
+        return await feedback_client.post(f"/users/{user}/ratings", json={"ratings": ratings})
+
+    responses = await asyncio.gather(*(write(n) for n in range(50)))
+    assert [r.status_code for r in responses] == [201] * 50
+    expected: dict[int, set[int]] = {}
+    for n in range(50):
+        expected.setdefault(8_000_000 + n % 5, set()).update(1 + (n + j) % 12 for j in range(4))
+    for user, movies in expected.items():
+        page = (await feedback_client.get(f"/users/{user}/ratings", params={"limit": 500})).json()
+        assert page["total"] == len(movies)
+        assert sorted(r["movie_id"] for r in page["items"]) == sorted(movies)
+
+
+async def test_database_down_then_back(artifacts: Path) -> None:
+    """With PostgreSQL refusing connections, reads answer from the bundle and writes get a
+    clear 503; once it accepts connections again, writes work without a restart."""
+    async with postgres_database() as url, serving(artifacts, url) as client:
+        name = url.rsplit("/", 1)[1]
+        admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+        async def allow(flag: bool) -> None:
+            async with admin.connect() as connection:
+                await connection.execute(
+                    text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(flag).lower()}')
+                )
+                if not flag:
+                    await connection.execute(
+                        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                        {"n": name},
+                    )
+
+        try:
+            await allow(False)
+            reads = await client.get("/users/9/recommendations")
+            assert reads.status_code == 200
+            assert reads.json()["items"]
+            write = await client.post("/users/9/ratings", json={"ratings": [{"movie_id": 1, "rating": 4}]})
+            assert write.status_code == 503
+            assert write.json()["error"] == "database_unavailable"
+            await allow(True)
+            write = await client.post("/users/9/ratings", json={"ratings": [{"movie_id": 1, "rating": 4}]})
+            assert write.status_code == 201
+            assert (await client.get("/users/9/ratings")).json()["total"] == 1
+        finally:
+            await allow(True)
+            await admin.dispose()
