@@ -17,7 +17,7 @@ from tests.app.test_api import seen_by
 NEW_USER = 4_000_000_000  # beyond 32 bits, unknown to the bundle
 
 
-async def _ids(client: httpx.AsyncClient, user: int, **params: object) -> list[int]:
+async def _ids(client: httpx.AsyncClient, user: int, **params: int) -> list[int]:
     body = (await client.get(f"/users/{user}/recommendations", params={"k": 10, **params})).json()
     return [m["movie_id"] for m in body["items"]]
 
