@@ -9,7 +9,7 @@ PORT ?= 8000
 
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run bundle serve test lint typecheck pytest format lock clean
+.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load
 
 install: $(VENV)/.installed
 
@@ -25,8 +25,16 @@ run: bundle serve
 bundle: install
 	$(BIN)/python -m training build --data $(DATA) --out $(ARTIFACTS_DIR)
 
-serve: install
+# Applies the Alembic migrations to DATABASE_URL (default: the SQLite file data/cinerec.db).
+migrate: install
+	$(BIN)/alembic upgrade head
+
+serve: migrate
 	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+# wrk against a served bundle: make load [ARTIFACTS_DIR=...] [SECONDS=30]
+load: install
+	bench/load.sh $(ARTIFACTS_DIR) $(or $(SECONDS),30)
 
 test: install lint typecheck pytest
 
