@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,6 +19,11 @@ class StoredRating:
     movie_id: int
     rating: float
     rated_at: datetime
+
+    @classmethod
+    def from_row(cls, movie_id: int, rating: float, rated_at: datetime) -> StoredRating:
+        # SQLite keeps no time zone; every stored time is UTC.
+        return cls(movie_id, rating, rated_at if rated_at.tzinfo else rated_at.replace(tzinfo=UTC))
 
 
 class FeedbackRepository:
@@ -63,14 +68,14 @@ class FeedbackRepository:
                 .limit(limit)
                 .offset(offset)
             )
-            return [StoredRating(*row) for row in rows], int(total or 0)
+            return [StoredRating.from_row(*row) for row in rows], int(total or 0)
 
     async def user_ratings(self, user_id: int) -> list[StoredRating]:
         async with self.sessions() as session:
             rows = await session.execute(
                 select(Rating.movie_id, Rating.rating, Rating.rated_at).where(Rating.user_id == user_id)
             )
-            return [StoredRating(*row) for row in rows]
+            return [StoredRating.from_row(*row) for row in rows]
 
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime]]) -> None:
         async with self.sessions.begin() as session:

@@ -42,6 +42,7 @@ class TestRatings:
         page = (await feedback_client.get(f"/users/{user}/ratings")).json()
         assert page["total"] == 2
         assert [(r["movie_id"], r["rating"]) for r in page["items"]] == [(1, 5.0), (3, 2.5)]
+        assert page["items"][0]["rated_at"] in ("2024-03-01T00:00:00Z", "2024-03-01T00:00:00+00:00")
         paged = (await feedback_client.get(f"/users/{user}/ratings", params={"limit": 1, "offset": 1})).json()
         assert [r["movie_id"] for r in paged["items"]] == [3]
 
