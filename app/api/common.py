@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query
 
 from app.schemas import ErrorBody
+from app.services.catalog import Filters
 
 KQuery = Annotated[int, Query(ge=1, le=100, description="How many items to return (1-100).", examples=[10])]
 GenreQuery = Annotated[
@@ -27,3 +28,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "descrip
 UNKNOWN_MOVIES: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid body, or movie ids not in the catalog."}
 }
+
+
+def list_filters(
+    genre: GenreQuery = None, year_from: YearFrom = None, year_to: YearTo = None, exclude: ExcludeQuery = None
+) -> Filters:
+    """The filters a ranked list accepts, applied before the cut to k."""
+    return Filters(genre, year_from, year_to, tuple(exclude or ()))
+
+
+FiltersDep = Annotated[Filters, Depends(list_filters)]

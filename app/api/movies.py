@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.common import NOT_FOUND, ExcludeQuery, GenreQuery, KQuery, YearFrom, YearTo
+from app.api.common import NOT_FOUND, FiltersDep, GenreQuery, KQuery, YearFrom, YearTo
 from app.deps import ServicesDep
 from app.schemas import Genre, GenreList, Movie, MovieList, MoviePage, SimilarMovies
 from app.services.catalog import Filters
@@ -71,17 +71,7 @@ async def top_rated(
 @router.get(
     "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=NOT_FOUND, summary="Similar movies"
 )
-async def similar(
-    movie_id: MoviePath,
-    services: ServicesDep,
-    k: KQuery = 10,
-    genre: GenreQuery = None,
-    year_from: YearFrom = None,
-    year_to: YearTo = None,
-    exclude: ExcludeQuery = None,
-) -> dict:
+async def similar(movie_id: MoviePath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10) -> dict:
     position = services.catalog.position(movie_id)
-    items = services.recommender.similar(
-        position, k, Filters(genre, year_from, year_to, tuple(exclude or ()))
-    )
+    items = services.recommender.similar(position, k, filters)
     return {"movie": services.catalog.card(position), "items": items}

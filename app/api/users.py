@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import ExcludeQuery, GenreQuery, KQuery, YearFrom, YearTo
+from app.api.common import FiltersDep, KQuery
 from app.deps import ServicesDep
 from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
-from app.services.catalog import Filters
 from app.services.home import home_page
 
 router = APIRouter(tags=["users"])
@@ -25,15 +24,8 @@ UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own
     "An unknown user gets the trending chart, marked as a fallback.",
 )
 async def recommendations(
-    user_id: UserPath,
-    services: ServicesDep,
-    k: KQuery = 10,
-    genre: GenreQuery = None,
-    year_from: YearFrom = None,
-    year_to: YearTo = None,
-    exclude: ExcludeQuery = None,
+    user_id: UserPath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10
 ) -> dict:
-    filters = Filters(genre, year_from, year_to, tuple(exclude or ()))
     # A cached ranking answers on the event loop; scoring runs in the thread pool.
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
