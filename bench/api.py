@@ -37,7 +37,7 @@ async def measure(client: httpx.AsyncClient, method: str, url: str, body: object
 
 
 async def run(artifacts: Path, n: int) -> None:
-    app = create_app(Settings(artifacts_dir=artifacts))
+    app = create_app(Settings(artifacts_dir=artifacts, migrate_on_start=True))
     async with LifespanManager(app) as manager:
         services = app.state.services
         movie = int(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["movie_id"])
