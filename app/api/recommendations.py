@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from app.api.common import UNKNOWN_MOVIES
 from app.deps import ServicesDep
@@ -40,10 +41,11 @@ def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict
     description="1 to 10,000 pairs, answered in request order; unknown users or movies get a prediction "
     "from what is known (biases, global mean).",
 )
-def predictions(body: PredictionRequest, services: ServicesDep) -> JSONResponse:
+async def predictions(body: PredictionRequest, services: ServicesDep) -> JSONResponse:
     users = np.fromiter((p.user_id for p in body.pairs), dtype=np.int64, count=len(body.pairs))
     movies = np.fromiter((p.movie_id for p in body.pairs), dtype=np.int64, count=len(body.pairs))
-    result = services.recommender.predict(users, movies)
+    stored = await services.feedback.stored_many(np.unique(users).tolist())
+    result = await run_in_threadpool(services.recommender.predict, users, movies, stored)
     columns = zip(
         users.tolist(),
         movies.tolist(),

@@ -77,6 +77,21 @@ class FeedbackRepository:
             )
             return [StoredRating.from_row(*row) for row in rows]
 
+    async def ratings_of_users(self, user_ids: Sequence[int]) -> dict[int, list[StoredRating]]:
+        """Stored ratings of many users in one query (users without any are left out)."""
+        result: dict[int, list[StoredRating]] = {}
+        if not user_ids:
+            return result
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at).where(
+                    Rating.user_id.in_(list(user_ids))
+                )
+            )
+            for user_id, movie_id, rating, rated_at in rows:
+                result.setdefault(user_id, []).append(StoredRating.from_row(movie_id, rating, rated_at))
+        return result
+
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime]]) -> None:
         async with self.sessions.begin() as session:
             session.add_all(Event(user_id=user_id, movie_id=m, kind=k, at=at) for m, k, at in events)

@@ -53,11 +53,44 @@ class FeedbackService:
         except DB_ERRORS as exc:
             log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
             return None
-        positions = self.catalog.index.positions(np.array([r.movie_id for r in rows], dtype=np.int64))
-        stored = {int(p): r.rating for p, r in zip(positions, rows, strict=True) if p >= 0}
+        stored = self._positions(rows)
         with self._lock:
             self._stored[user_id] = stored
         return stored
+
+    def _positions(self, rows: Sequence[StoredRating]) -> dict[int, float]:
+        """Catalog position -> rating; ratings of movies no longer in the catalog are skipped."""
+        positions = self.catalog.index.positions(np.array([r.movie_id for r in rows], dtype=np.int64))
+        return {int(p): r.rating for p, r in zip(positions, rows, strict=True) if p >= 0}
+
+    async def stored_many(self, user_ids: Sequence[int]) -> dict[int, dict[int, float]]:
+        """Stored ratings (position -> rating) of the users that have any, cached ones first and
+        the rest in one query; empty when the database cannot be read."""
+        found: dict[int, dict[int, float]] = {}
+        missing = []
+        with self._lock:
+            for user_id in set(user_ids):
+                cached = self._stored.get(user_id)
+                if cached is None:
+                    missing.append(user_id)
+                elif cached:
+                    found[user_id] = cached
+        if not missing:
+            return found
+        try:
+            rows = await self.repository.ratings_of_users(missing)
+        except DB_ERRORS as exc:
+            log.warning(
+                "feedback database unavailable, predicting from the bundle: %s", exc.__class__.__name__
+            )
+            return found
+        with self._lock:
+            for user_id in missing:
+                stored = self._positions(rows.get(user_id, []))
+                self._stored[user_id] = stored
+                if stored:
+                    found[user_id] = stored
+        return found
 
     async def rate(
         self, user_id: int, ratings: Sequence[tuple[int, float, datetime | None]]

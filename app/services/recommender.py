@@ -248,8 +248,24 @@ class Recommender:
         return result
 
     # predictions ---------------------------------------------------------------------------
-    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(
+        self,
+        user_ids: np.ndarray,
+        movie_ids: np.ndarray,
+        stored: Mapping[int, Mapping[int, float]] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Rating predictions in request order. Users with stored ratings (user id -> catalog
+        position -> rating) are predicted from their whole history, folded in."""
         users = self.users.positions(user_ids)
         movies = self.catalog.index.positions(movie_ids)
-        ratings = self.bundle.rating_model.predict(users, movies, self.ratings_lookup)
-        return {"rating": ratings, "known_user": users >= 0, "known_movie": movies >= 0}
+        model = self.bundle.rating_model
+        ratings = model.predict(users, movies, self.ratings_lookup)
+        known_user = users >= 0
+        for user_id, ratings_of_user in (stored or {}).items():
+            if not ratings_of_user:
+                continue
+            pairs = np.flatnonzero(user_ids == user_id)
+            history = self.history_of(user_id, dict(ratings_of_user))
+            ratings[pairs] = model.predict_for(history.positions, history.ratings, movies[pairs])
+            known_user[pairs] = True
+        return {"rating": ratings, "known_user": known_user, "known_movie": movies >= 0}

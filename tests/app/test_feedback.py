@@ -129,6 +129,17 @@ class TestReflectedAtOnce:
         await feedback_client.delete(f"/users/{user}/ratings/2")
         assert (await feedback_client.get(f"/users/{user}/recommendations")).json()["known_user"] is False
 
+    async def test_predictions_use_stored_ratings(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 5_000_000_001
+        pairs = {"pairs": [{"user_id": user, "movie_id": 30}, {"user_id": user, "movie_id": 31}]}
+        before = (await feedback_client.post("/predictions", json=pairs)).json()["predictions"]
+        assert [p["known_user"] for p in before] == [False, False]
+        ratings = [{"movie_id": m, "rating": 5 if m % 2 == 0 else 1} for m in range(2, 14)]
+        await feedback_client.post(f"/users/{user}/ratings", json={"ratings": ratings})
+        after = (await feedback_client.post("/predictions", json=pairs)).json()["predictions"]
+        assert [p["known_user"] for p in after] == [True, True]
+        assert after[0]["rating"] > after[1]["rating"] + 1.0  # even movie 30 over odd movie 31
+
 
 class TestEvents:
     async def test_store_events(self, feedback_client: httpx.AsyncClient) -> None:

@@ -217,3 +217,19 @@ def test_predictor_uses_the_large_data_settings_above_the_threshold(matrix: sp.c
     assert RatingPredictor.fit(matrix, config, (0.5, 5.0)).mf.user_factors.shape[1] == 3
     config = config.model_copy(update={"large_ratings": 10_000})
     assert RatingPredictor.fit(matrix, config, (0.5, 5.0)).mf.user_factors.shape[1] == 6
+
+
+def test_predictor_predict_for_a_history_matches_the_trained_user(matrix: sp.csr_matrix) -> None:
+    config = PredictorConfig(
+        mf=RatingConfig(factors=4, iterations=8), knn=KNNConfig(keep=10), min_blend_ratings=10
+    )
+    predictor = RatingPredictor.fit(matrix, config, (0.5, 5.0))
+    row = matrix[1]
+    items = np.arange(40)
+    trained = predictor.predict(np.full(40, 1), items, SparseLookup(matrix))
+    folded = predictor.predict_for(row.indices, row.data, items)
+    assert np.abs(trained - folded).max() < 0.3
+    assert np.corrcoef(trained, folded)[0, 1] > 0.9
+    # and the history matters: a user who loves the odd movies gets them predicted higher
+    lover = predictor.predict_for(np.arange(0, 20, 2), np.full(10, 5.0), np.array([20, 21]))
+    assert lover[0] > lover[1]

@@ -69,14 +69,31 @@ class ItemKNN:
         """Predictions for row/column positions (-1 = unknown user or movie); `history` looks up
         the users' ratings (rows as in `users`)."""
         users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
         known_u = (users >= 0) & (users < len(self.user_bias))
+        user_bias = np.where(known_u, self.user_bias[np.where(known_u, users, 0)], 0.0)
+        return self._predict(users, user_bias, items, history)
+
+    def predict_for(self, positions: np.ndarray, ratings: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predictions over `items` for a user given by their history (movie positions and
+        ratings), e.g. one whose ratings arrived after training; the user's bias is estimated
+        from the history with the same regularisation as in training."""
+        positions = np.asarray(positions, dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float64)
+        residual = ratings - self.mean - self.item_bias[positions]
+        bias = residual.sum() / (len(ratings) + self.config.user_bias_regularization) if len(ratings) else 0.0
+        row = sp.csr_matrix((ratings, positions, [0, len(positions)]), shape=(1, len(self.item_bias)))
+        items = np.asarray(items, dtype=np.int64)
+        zeros = np.zeros(len(items), dtype=np.int64)
+        return self._predict(zeros, np.full(len(items), bias), items, SparseLookup(row))
+
+    def _predict(
+        self, users: np.ndarray, user_bias: np.ndarray, items: np.ndarray, history: SparseLookup
+    ) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64)
         known_i = items >= 0
-        u = np.where(known_u, users, 0)
         i = np.where(known_i, items, 0)
-        base = (
-            self.mean + np.where(known_u, self.user_bias[u], 0.0) + np.where(known_i, self.item_bias[i], 0.0)
-        )
+        user_base = self.mean + user_bias
+        base = user_base + np.where(known_i, self.item_bias[i], 0.0)
         neighbours = self.neighbours[i]
         rated, values = history(users[:, None], neighbours)  # unknown neighbours (-1) are never found
         weights = self.similarities[i] * rated
@@ -85,7 +102,6 @@ class ItemKNN:
         weights[np.cumsum(weights > 0, axis=1, dtype=np.int32) > self.config.neighbours] = 0.0
         weights = np.maximum(weights, 0.0)
         total = weights.sum(axis=1, dtype=np.float64)
-        user_base = self.mean + np.where(known_u, self.user_bias[u], 0.0)
         # Σ w (r_uj - b_uj) with b_uj = μ + b_u + b_j, without a pairs x neighbours baseline array
         weighted = (weights * (values - self.item_bias[np.maximum(neighbours, 0)])).sum(
             axis=1, dtype=np.float64

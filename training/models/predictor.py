@@ -81,6 +81,16 @@ class RatingPredictor:
             blended = self.weights[0] + self.weights[1] * blended + self.weights[2] * knn
         return np.clip(blended + self.offset, *self.scale).astype(np.float32)
 
+    def predict_for(self, positions: np.ndarray, ratings: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predictions over movie positions `items` for a user given by their whole history
+        (folded into the MF model; the kNN part reads the same history)."""
+        factors, bias = self.mf.fold_in(positions, ratings)
+        blended = self.mf.predict_for(factors, bias, items).astype(np.float64)
+        if self.knn is not None:
+            knn = self.knn.predict_for(positions, ratings, items)
+            blended = self.weights[0] + self.weights[1] * blended + self.weights[2] * knn
+        return np.clip(blended + self.offset, *self.scale).astype(np.float32)
+
     def save(self, directory: Path) -> None:
         self.mf.save(directory)
         if self.knn is not None:
