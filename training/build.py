@@ -39,7 +39,13 @@ class RankingFit:
     ease_config: EASEConfig
 
 
-def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = None) -> Path:
+def build(
+    dataset: Dataset,
+    out: Path,
+    config: BuildConfig,
+    step: Step | None = None,
+    feedback: dict[str, int] | None = None,
+) -> Path:
     """Fit everything on `dataset` and write a bundle under `out`; returns its directory."""
     say = step or (lambda message: log.info(message))
     timings: dict[str, float] = {}
@@ -111,6 +117,7 @@ def build(dataset: Dataset, out: Path, config: BuildConfig, step: Step | None = 
             "ease": fit.ease_config.model_dump(mode="json"),
         },
         "metrics": {"validation": fit.validation},
+        "feedback": feedback,
         "device": config.device,
         "timings_s": timings,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

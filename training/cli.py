@@ -44,6 +44,10 @@ def build(
     device: Annotated[
         str, typer.Option(help="ALS on 'cpu', 'gpu' (implicit's CUDA ALS; fails if unusable) or 'auto'.")
     ] = "auto",
+    feedback: Annotated[
+        str | None,
+        typer.Option(help="The service's DATABASE_URL: merge its stored ratings (they win) into the data."),
+    ] = None,
 ) -> None:
     """Build a bundle from a dataset and point OUT/current at it."""
     from training.build import DeviceError, resolve_device
@@ -67,13 +71,25 @@ def build(
     except DatasetError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    feedback_counts = None
+    if feedback:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from training.feedback import merge_feedback, read_feedback
+
+        try:
+            dataset, feedback_counts = merge_feedback(dataset, read_feedback(feedback))
+        except (SQLAlchemyError, OSError) as exc:
+            console.print(f"[red]error:[/red] cannot read feedback from {feedback}: {exc}")
+            raise typer.Exit(2) from exc
+        console.print(f"feedback: {feedback_counts}")
     counts = dataset.counts
     console.print(
         f"loaded {dataset.name} ({dataset.layout}): {counts['ratings']:,} ratings, "
         f"{counts['users']:,} users, {counts['movies']:,} movies "
         f"in {time.perf_counter() - started:.1f}s"
     )
-    directory = run_build(dataset, out, settings, step=lambda m: console.print(m))
+    directory = run_build(dataset, out, settings, step=lambda m: console.print(m), feedback=feedback_counts)
     manifest = json.loads((directory / "manifest.json").read_text())
     validation = manifest["metrics"]["validation"]
     if validation.get("tuned"):
