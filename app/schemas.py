@@ -5,10 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-MovieId = Annotated[int, Field(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
-UserId = Annotated[int, Field(ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])]
+# Strict: a JSON true/false or "1" is not an id, and a number is not a time.
+MovieId = Annotated[
+    int, Field(strict=True, ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])
+]
+UserId = Annotated[
+    int, Field(strict=True, ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])
+]
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, int | float):
+        raise ValueError("expected an ISO 8601 date-time string such as 2024-05-01T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
 K = Annotated[int, Field(ge=1, le=100, description="How many items to return (1-100).")]
 
 
@@ -103,7 +117,12 @@ class VisitorRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"ratings": [{"movie_id": 1, "rating": 5}], "liked": [260], "k": 10}]
+            "examples": [{"ratings": [{"movie_id": 1, "rating": 5}], "liked": [260], "k": 10}],
+            # at least one movie, in either list (checked by the validator below)
+            "anyOf": [
+                {"required": ["ratings"], "properties": {"ratings": {"minItems": 1}}},
+                {"required": ["liked"], "properties": {"liked": {"minItems": 1}}},
+            ],
         },
     )
 
@@ -161,7 +180,7 @@ class NewRating(BaseModel):
 
     movie_id: MovieId
     rating: float = Field(description="On the dataset's rating scale (see /health).", examples=[4.5])
-    rated_at: datetime | None = Field(None, description="When it was rated; now when left out.")
+    rated_at: Timestamp | None = Field(None, description="When it was rated (ISO 8601); now when left out.")
 
 
 class RatingsBody(BaseModel):
@@ -196,7 +215,7 @@ class NewEvent(BaseModel):
 
     movie_id: MovieId
     kind: Literal["view", "click", "play", "finish"] = Field(examples=["view"])
-    at: datetime | None = Field(None, description="When it happened; now when left out.")
+    at: Timestamp | None = Field(None, description="When it happened (ISO 8601); now when left out.")
 
 
 class EventsBody(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import Field
 
 from app.schemas import ErrorBody
 from app.services.catalog import Filters
@@ -21,13 +22,16 @@ YearTo = Annotated[
     int | None, Query(ge=1800, le=2200, description="Only movies released in or before this year.")
 ]
 ExcludeQuery = Annotated[
-    list[int] | None, Query(max_length=1000, description="Movie ids never to return (repeat the parameter).")
+    list[Annotated[int, Field(ge=0, le=2**63 - 1)]] | None,
+    Query(max_length=1000, description="Movie ids never to return (repeat the parameter)."),
 ]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown movie id."}}
 UNKNOWN_MOVIES: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid body, or movie ids not in the catalog."}
+    400: {"description": "The body is not valid JSON."},
+    422: {"description": "Invalid body, or movie ids not in the catalog."},
 }
+BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"description": "The body is not valid JSON."}}
 
 
 def list_filters(

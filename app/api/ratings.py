@@ -13,6 +13,7 @@ from app.schemas import ErrorBody, EventsBody, EventsStored, RatingsBody, Rating
 router = APIRouter(tags=["feedback"])
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 WRITE_ERRORS: dict[int | str, dict] = {
+    400: {"description": "The body is not valid JSON."},
     404: {"model": ErrorBody, "description": "A movie id is not in the catalog; nothing was stored."},
     422: {"description": "Invalid body or a rating off the dataset's scale; nothing was stored."},
     503: {"model": ErrorBody, "description": "The database is unavailable; nothing was stored."},

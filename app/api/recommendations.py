@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import UNKNOWN_MOVIES
+from app.api.common import BAD_BODY, UNKNOWN_MOVIES
 from app.deps import ServicesDep
 from app.schemas import PredictionRequest, PredictionResponse, VisitorRecommendations, VisitorRequest
 from app.services.catalog import Filters
@@ -37,6 +37,7 @@ def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict
 @router.post(
     "/predictions",
     response_model=PredictionResponse,
+    responses=BAD_BODY,
     summary="Predict star ratings for (user, movie) pairs",
     description="1 to 10,000 pairs, answered in request order; unknown users or movies get a prediction "
     "from what is known (biases, global mean).",

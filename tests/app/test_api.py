@@ -193,6 +193,17 @@ class TestVisitor:
         assert response.status_code == 422
         assert field in str(response.json()["detail"])
 
+    async def test_fuzz_findings_are_422(self, client: httpx.AsyncClient) -> None:
+        huge = await client.get("/users/1/recommendations", params={"exclude": [10**30]})
+        assert huge.status_code == 422
+        assert (await client.get("/movies/1/similar", params={"exclude": [-(10**25)]})).status_code == 422
+        not_an_id = await client.post("/recommendations", json={"liked": [False]})
+        assert not_an_id.status_code == 422
+        assert (
+            await client.post("/predictions", json={"pairs": [{"user_id": 1, "movie_id": True}]})
+        ).status_code == 422
+        assert (await client.post("/predictions", content=b"\xff\x00not json")).status_code in (400, 422)
+
     async def test_unknown_movie_in_body(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/recommendations", json={"liked": [1, 9999]})
         assert response.status_code == 422

@@ -82,6 +82,12 @@ class TestRatings:
     async def test_bad_bodies(self, feedback_client: httpx.AsyncClient, body: dict) -> None:
         assert (await feedback_client.post("/users/1/ratings", json=body)).status_code == 422
 
+    async def test_times_must_be_iso_strings(self, feedback_client: httpx.AsyncClient) -> None:
+        body = {"ratings": [{"movie_id": 1, "rating": 4, "rated_at": 0}]}
+        response = await feedback_client.post("/users/1/ratings", json=body)
+        assert response.status_code == 422
+        assert "ISO 8601" in str(response.json()["detail"])
+
     async def test_delete(self, feedback_client: httpx.AsyncClient) -> None:
         user = 7_000_004
         await feedback_client.post(f"/users/{user}/ratings", json={"ratings": [{"movie_id": 6, "rating": 3}]})
