@@ -108,7 +108,9 @@ class VisitorRating(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     movie_id: MovieId
-    rating: float = Field(ge=0, le=10, description="On the dataset's rating scale.", examples=[4.5])
+    rating: float = Field(
+        strict=True, ge=0, le=10, description="On the dataset's rating scale.", examples=[4.5]
+    )
 
 
 class VisitorRequest(BaseModel):
@@ -179,7 +181,9 @@ class NewRating(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     movie_id: MovieId
-    rating: float = Field(description="On the dataset's rating scale (see /health).", examples=[4.5])
+    rating: float = Field(
+        strict=True, description="On the dataset's rating scale (see /health).", examples=[4.5]
+    )
     rated_at: Timestamp | None = Field(None, description="When it was rated (ISO 8601); now when left out.")
 
 
