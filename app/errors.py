@@ -68,6 +68,16 @@ class DatabaseUnavailable(DomainError):
     error = "database_unavailable"
 
 
+class Unauthorized(DomainError):
+    status_code = 401
+    error = "unauthorized"
+
+
+class BundleRejected(DomainError):
+    status_code = 409
+    error = "bundle_rejected"
+
+
 class ModelNotReady(DomainError):
     status_code = 503
     error = "model_not_ready"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from app.api import health, movies, ratings, recommendations, users
+from app.api import admin, health, movies, ratings, recommendations, users
 from app.db import migrate
 from app.db.repository import FeedbackRepository
 from app.db.session import create_engine, session_factory
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         repository = FeedbackRepository(session_factory(engine))
         app.state.services = await run_in_threadpool(Services.create, bundle, home, repository)
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
+        if not settings.api_key_list:
+            log.warning("API_KEYS is not set: rating writes and /admin endpoints are open to anyone")
         yield
         app.state.services = None
         await engine.dispose()
@@ -63,7 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="cinerec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (health.router, movies.router, users.router, recommendations.router, ratings.router):
+    routers = (
+        health.router,
+        movies.router,
+        users.router,
+        recommendations.router,
+        ratings.router,
+        admin.router,
+    )
+    for router in routers:
         app.include_router(router)
     return app
 

@@ -250,6 +250,12 @@ class Health(BaseModel):
     model: ModelInfo
 
 
+class Reloaded(BaseModel):
+    previous: str = Field(description="The bundle version served before.")
+    version: str = Field(description="The bundle version served now.")
+    dataset: str
+
+
 class ErrorBody(BaseModel):
     error: str = Field(examples=["unknown_movie"])
     detail: str = Field(examples=["movie 123456 is not in the catalog"])

@@ -14,6 +14,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///data/cinerec.db"
     # Apply the Alembic migrations at start-up (`make migrate` does it as a command).
     migrate_on_start: bool = False
+    # Comma-separated keys; when set, writes and admin endpoints need one in X-API-Key.
+    api_keys: str = ""
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
+
     log_level: str = "info"
     # The home page's rows (kinds, titles, order); see app/services/home.py.
     home_config: Path = Path(__file__).resolve().parent / "home.json"

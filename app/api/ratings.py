@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.api.users import UserPath
 from app.deps import ServicesDep
 from app.schemas import ErrorBody, EventsBody, EventsStored, RatingsBody, RatingsPage, StoredRatings
+from app.security import require_key
 
 router = APIRouter(tags=["feedback"])
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 WRITE_ERRORS: dict[int | str, dict] = {
     400: {"description": "The body is not valid JSON."},
+    401: {"model": ErrorBody, "description": "API_KEYS is set and X-API-Key is missing or wrong."},
     404: {"model": ErrorBody, "description": "A movie id is not in the catalog; nothing was stored."},
     422: {"description": "Invalid body or a rating off the dataset's scale; nothing was stored."},
     503: {"model": ErrorBody, "description": "The database is unavailable; nothing was stored."},
@@ -23,6 +25,7 @@ WRITE_ERRORS: dict[int | str, dict] = {
 @router.post(
     "/users/{user_id}/ratings",
     status_code=201,
+    dependencies=[Depends(require_key)],
     response_model=StoredRatings,
     responses=WRITE_ERRORS,
     summary="Store a user's ratings (all or nothing); their recommendations change at once",
@@ -35,6 +38,7 @@ async def post_ratings(user_id: UserPath, body: RatingsBody, services: ServicesD
 @router.delete(
     "/users/{user_id}/ratings/{movie_id}",
     status_code=204,
+    dependencies=[Depends(require_key)],
     responses={404: {"model": ErrorBody, "description": "No stored rating."}, 503: WRITE_ERRORS[503]},
     summary="Delete a stored rating",
 )
@@ -68,6 +72,7 @@ async def list_ratings(
 @router.post(
     "/users/{user_id}/events",
     status_code=201,
+    dependencies=[Depends(require_key)],
     response_model=EventsStored,
     responses=WRITE_ERRORS,
     summary="Store views and clicks (implicit signals, weaker than ratings)",

@@ -1,0 +1,43 @@
+"""Operator routes: activate a new bundle without a restart."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import Services, ServicesDep
+from app.errors import BundleRejected
+from app.schemas import ErrorBody, Reloaded
+from app.security import require_key
+from training.bundle import BundleError, read_bundle
+
+router = APIRouter(tags=["admin"], dependencies=[Depends(require_key)])
+log = logging.getLogger("cinerec")
+
+
+@router.post(
+    "/admin/reload",
+    response_model=Reloaded,
+    summary="Load ARTIFACTS_DIR/current beside the serving bundle and swap to it",
+    description="The new bundle is read and verified completely before the swap; requests in flight "
+    "finish on the bundle they started with. A missing, corrupt or incomplete bundle is refused (409) "
+    "and the old one keeps serving.",
+    responses={
+        401: {"model": ErrorBody, "description": "API_KEYS is set and X-API-Key is missing or wrong."},
+        409: {"model": ErrorBody, "description": "The new bundle was refused; the old one keeps serving."},
+    },
+)
+async def reload(request: Request, services: ServicesDep) -> dict:
+    settings = request.app.state.settings
+    previous = services.bundle.version
+    try:
+        bundle = await run_in_threadpool(read_bundle, settings.bundle_path)
+    except BundleError as exc:
+        log.error("reload refused: %s", exc)
+        raise BundleRejected(f"{exc}; still serving {previous}") from None
+    fresh = await run_in_threadpool(Services.create, bundle, services.home, services.feedback.repository)
+    request.app.state.services = fresh  # one reference swap: new requests see the new bundle
+    log.info("reloaded bundle %s (was %s)", bundle.version, previous)
+    return {"previous": previous, "version": bundle.version, "dataset": bundle.manifest["dataset"]["name"]}

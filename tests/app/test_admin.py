@@ -1,0 +1,78 @@
+"""API keys on writes and admin routes; zero-downtime bundle reload."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+from asgi_lifespan import LifespanManager
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import write_movielens_csv
+from training.build import build
+from training.config import BuildConfig, TuneConfig
+from training.datasets import load_dataset
+from training.models.als import ALSConfig
+
+
+async def test_keys_guard_writes_and_admin_not_reads(artifacts: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        artifacts_dir=artifacts,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/keys.db",
+        migrate_on_start=True,
+        api_keys="alpha, beta",
+    )
+    app = create_app(settings)
+    body = {"ratings": [{"movie_id": 1, "rating": 4}]}
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
+        missing = await http.post("/users/1/ratings", json=body)
+        assert missing.status_code == 401
+        assert missing.json()["error"] == "unauthorized"
+        assert "alpha" not in missing.text
+        assert (
+            await http.post("/users/1/ratings", json=body, headers={"X-API-Key": "gamma"})
+        ).status_code == 401
+        assert (
+            await http.post("/users/1/ratings", json=body, headers={"X-API-Key": "beta"})
+        ).status_code == 201
+        assert (await http.delete("/users/1/ratings/1")).status_code == 401
+        assert (await http.post("/admin/reload")).status_code == 401
+        assert (await http.get("/users/1/ratings")).status_code == 200  # reads stay open
+        assert (await http.get("/users/1/recommendations")).status_code == 200
+
+
+async def test_reload_swaps_and_refuses_a_broken_bundle(artifacts: Path, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    shutil.copytree(artifacts, root, symlinks=True)
+    settings = Settings(
+        artifacts_dir=root, database_url=f"sqlite+aiosqlite:///{tmp_path}/r.db", migrate_on_start=True
+    )
+    app = create_app(settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
+        first = (await http.get("/health")).json()["model"]["version"]
+        config = BuildConfig(als=ALSConfig(factors=8, iterations=3), tune=TuneConfig(enabled="off"))
+        build(load_dataset(write_movielens_csv(tmp_path / "ml-next")), root, config)
+        reloaded = await http.post("/admin/reload")
+        assert reloaded.status_code == 200
+        second = reloaded.json()["version"]
+        assert reloaded.json()["previous"] == first
+        assert second != first
+        assert (await http.get("/health")).json()["model"]["version"] == second
+
+        current = root / "current"
+        factors = np.load(current / "als_item_factors.npy")
+        np.save(current / "als_item_factors.npy", factors + 1)
+        refused = await http.post("/admin/reload")
+        assert refused.status_code == 409
+        assert "does not match its checksum" in refused.json()["detail"]
+        assert (await http.get("/health")).json()["model"]["version"] == second
+        assert (await http.get("/users/2/recommendations")).status_code == 200
