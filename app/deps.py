@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from app.db.repository import FeedbackRepository
 from app.errors import ModelNotReady
+from app.metrics import Metrics
 from app.services.catalog import Catalog
 from app.services.feedback import FeedbackService
 from app.services.home import HomeConfig
@@ -25,10 +26,12 @@ class Services:
     feedback: FeedbackService
 
     @classmethod
-    def create(cls, bundle: Bundle, home: HomeConfig, repository: FeedbackRepository) -> Services:
+    def create(
+        cls, bundle: Bundle, home: HomeConfig, repository: FeedbackRepository, metrics: Metrics
+    ) -> Services:
         catalog = Catalog(bundle)
-        recommender = Recommender(bundle, catalog)
-        feedback = FeedbackService(repository, catalog, recommender, recommender.scale)
+        recommender = Recommender(bundle, catalog, metrics)
+        feedback = FeedbackService(repository, catalog, recommender, recommender.scale, metrics)
         return cls(bundle, catalog, recommender, home, feedback)
 
 

@@ -22,6 +22,7 @@ from app.db.repository import FeedbackRepository
 from app.db.session import create_engine, session_factory
 from app.deps import Services
 from app.errors import install_error_handlers
+from app.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from app.services.home import HomeConfig
 from app.settings import Settings
 from training.bundle import BundleError, read_bundle
@@ -39,6 +40,7 @@ class StartupError(RuntimeError):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise StartupError(f"cinerec: cannot start: {exc}") from None
         engine = create_engine(settings.database_url)
         repository = FeedbackRepository(session_factory(engine))
-        app.state.services = await run_in_threadpool(Services.create, bundle, home, repository)
+        app.state.services = await run_in_threadpool(Services.create, bundle, home, repository, metrics)
+        metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
         if not settings.api_key_list:
             log.warning("API_KEYS is not set: rating writes and /admin endpoints are open to anyone")
@@ -64,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPIOffline(title="cinerec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_error_handlers(app)
     routers = (
         health.router,

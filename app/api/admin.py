@@ -37,7 +37,11 @@ async def reload(request: Request, services: ServicesDep) -> dict:
     except BundleError as exc:
         log.error("reload refused: %s", exc)
         raise BundleRejected(f"{exc}; still serving {previous}") from None
-    fresh = await run_in_threadpool(Services.create, bundle, services.home, services.feedback.repository)
+    metrics = request.app.state.metrics
+    fresh = await run_in_threadpool(
+        Services.create, bundle, services.home, services.feedback.repository, metrics
+    )
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle
+    metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
     log.info("reloaded bundle %s (was %s)", bundle.version, previous)
     return {"previous": previous, "version": bundle.version, "dataset": bundle.manifest["dataset"]["name"]}

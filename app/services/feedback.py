@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.repository import FeedbackRepository, StoredRating
 from app.errors import DatabaseUnavailable, MoviesNotFound, NotRated, RatingOffScale
+from app.metrics import Metrics
 from app.services.catalog import Catalog
 from app.services.recommender import Recommender
 
@@ -32,8 +33,10 @@ class FeedbackService:
         catalog: Catalog,
         recommender: Recommender,
         scale: tuple[float, float],
+        metrics: Metrics | None = None,
         cache_size: int = 100_000,
     ):
+        self.metrics = metrics
         self.repository = repository
         self.catalog = catalog
         self.recommender = recommender
@@ -51,6 +54,7 @@ class FeedbackService:
         try:
             rows = await self.repository.user_ratings(user_id)
         except DB_ERRORS as exc:
+            self._count_error("read")
             log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
             return None
         stored = self._positions(rows)
@@ -107,23 +111,23 @@ class FeedbackService:
         for movie_id, rating, rated_at in ratings:
             latest[movie_id] = StoredRating(movie_id, float(rating), rated_at or now)
         rows = list(latest.values())
-        await self._write(self.repository.upsert_ratings(user_id, rows))
+        await self._guarded(self.repository.upsert_ratings(user_id, rows))
         self._changed(user_id)
         return rows
 
     async def unrate(self, user_id: int, movie_id: int) -> None:
-        removed = await self._write(self.repository.delete_rating(user_id, movie_id))
+        removed = await self._guarded(self.repository.delete_rating(user_id, movie_id))
         if not removed:
             raise NotRated(user_id, movie_id)
         self._changed(user_id)
 
     async def page(self, user_id: int, limit: int, offset: int) -> tuple[list[StoredRating], int]:
-        return await self._write(self.repository.ratings_page(user_id, limit, offset))
+        return await self._guarded(self.repository.ratings_page(user_id, limit, offset))
 
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime | None]]) -> int:
         self._require_movies([movie_id for movie_id, _, _ in events])
         now = datetime.now(UTC)
-        await self._write(self.repository.add_events(user_id, [(m, k, at or now) for m, k, at in events]))
+        await self._guarded(self.repository.add_events(user_id, [(m, k, at or now) for m, k, at in events]))
         return len(events)
 
     def _require_movies(self, movie_ids: list[int]) -> None:
@@ -137,11 +141,15 @@ class FeedbackService:
             self._stored.pop(user_id, None)
         self.recommender.invalidate(user_id)
 
-    @staticmethod
-    async def _write(operation: Awaitable[T]) -> T:
+    def _count_error(self, operation: str) -> None:
+        if self.metrics:
+            self.metrics.db_errors.labels(operation).inc()
+
+    async def _guarded(self, operation: Awaitable[T]) -> T:
         try:
             return await operation
         except DB_ERRORS as exc:
+            self._count_error("query")
             log.error("feedback database unavailable: %s", exc.__class__.__name__)
             raise DatabaseUnavailable(
                 "the ratings database is unavailable; nothing was stored, try again"

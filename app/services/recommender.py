@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from cachetools import LRUCache
 
+from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
 from training.interactions import IdIndex
@@ -48,7 +49,10 @@ class Ranking:
 
 
 class Recommender:
-    def __init__(self, bundle: Bundle, catalog: Catalog, cache_size: int = 10_000):
+    def __init__(
+        self, bundle: Bundle, catalog: Catalog, metrics: Metrics | None = None, cache_size: int = 10_000
+    ):
+        self.metrics = metrics
         self.bundle = bundle
         self.catalog = catalog
         self.ranker = bundle.ranker
@@ -99,6 +103,8 @@ class Recommender:
         enough to run on the event loop."""
         with self._lock:
             ranking = self._rankings.get(user_id)
+        if self.metrics:
+            self.metrics.ranking_cache.labels("hit" if ranking is not None else "miss").inc()
         return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
 
     def for_user(

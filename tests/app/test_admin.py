@@ -76,3 +76,17 @@ async def test_reload_swaps_and_refuses_a_broken_bundle(artifacts: Path, tmp_pat
         assert "does not match its checksum" in refused.json()["detail"]
         assert (await http.get("/health")).json()["model"]["version"] == second
         assert (await http.get("/users/2/recommendations")).status_code == 200
+
+
+async def test_metrics(client: httpx.AsyncClient) -> None:
+    await client.get("/movies/2")
+    await client.get("/movies/3")
+    await client.get("/users/2/recommendations")
+    await client.get("/users/2/recommendations")
+    text = (await client.get("/metrics")).text
+    assert 'cinerec_requests_total{method="GET",route="/movies/{movie_id}",status="200"}' in text
+    assert 'cinerec_request_seconds_bucket{le="0.005",method="GET",route="/movies/{movie_id}"}' in text
+    assert 'cinerec_model_info{dataset="ml-mini"' in text
+    assert 'cinerec_ranking_cache_total{result="hit"}' in text
+    health = (await client.get("/health")).json()["model"]["version"]
+    assert f'version="{health}"' in text

@@ -1,0 +1,93 @@
+"""Prometheus metrics: requests and latency by route, the model served, cache hits, DB errors.
+
+A plain ASGI middleware (not BaseHTTPMiddleware, which costs a task per request) times every
+request and labels it with the route template, so /users/1 and /users/2 share a series.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Metrics:
+    """One registry per app, so tests and reloads never share global state."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cinerec_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "cinerec_request_seconds",
+            "Request latency",
+            ["method", "route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.model = Gauge(
+            "cinerec_model_info",
+            "The bundle served (value 1)",
+            ["version", "dataset"],
+            registry=self.registry,
+        )
+        self.ranking_cache = Counter(
+            "cinerec_ranking_cache_total",
+            "Per-user ranking cache lookups",
+            ["result"],
+            registry=self.registry,
+        )
+        self.db_errors = Counter(
+            "cinerec_database_errors_total", "Feedback database errors", ["operation"], registry=self.registry
+        )
+
+    def serving(self, version: str, dataset: str) -> None:
+        self.model.clear()
+        self.model.labels(version=version, dataset=dataset).set(1)
+
+    def response(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    return metrics.response()
