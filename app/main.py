@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,7 +66,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = None
         await engine.dispose()
 
-    app = FastAPIOffline(title="cinerec", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(
+        title="cinerec",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )
     app.state.settings = settings
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     migrate_on_start: bool = False
     # Comma-separated keys; when set, writes and admin endpoints need one in X-API-Key.
     api_keys: str = ""
+    # Request bodies larger than this are refused with 413 (10,000 prediction pairs take ~0.5 MB).
+    max_body_bytes: int = 2 * 1024 * 1024
+    # Comma-separated origins allowed by CORS ('*' for any); empty = no CORS headers.
+    cors_origins: str = ""
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

@@ -90,3 +90,28 @@ async def test_metrics(client: httpx.AsyncClient) -> None:
     assert 'cinerec_ranking_cache_total{result="hit"}' in text
     health = (await client.get("/health")).json()["model"]["version"]
     assert f'version="{health}"' in text
+
+
+async def test_body_limit_and_cors(artifacts: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        artifacts_dir=artifacts,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/l.db",
+        max_body_bytes=1000,
+        cors_origins="https://app.example",
+    )
+    app = create_app(settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+    ):
+        pairs = {"pairs": [{"user_id": 1, "movie_id": 1}] * 100}
+        assert (await http.post("/predictions", json=pairs)).status_code == 413
+        small = await http.post("/predictions", json={"pairs": [{"user_id": 1, "movie_id": 1}]})
+        assert small.status_code == 200
+        preflight = await http.options(
+            "/trending",
+            headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = await http.get("/trending", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
