@@ -1,0 +1,36 @@
+# cinerec API image: locked dependencies first (cached layer), then the source.
+#   docker build -t cinerec .
+#   docker run -p 8000:8000 -v $PWD/artifacts:/app/artifacts cinerec          # serve a bundle
+#   docker run -p 8000:8000 -e BUILD_DATA=/data/ml-latest-small \
+#       -v /path/to/datasets:/data:ro -v cinerec-artifacts:/app/artifacts cinerec   # build on first start
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    ARTIFACTS_DIR=/app/artifacts \
+    DATABASE_URL=sqlite+aiosqlite:////app/data/cinerec.db \
+    MIGRATE_ON_START=true
+
+WORKDIR /app
+COPY requirements/main.txt requirements/main.txt
+RUN pip install --require-hashes --no-deps -r requirements/main.txt
+
+COPY app/ app/
+COPY training/ training/
+COPY migrations/ migrations/
+COPY alembic.ini docker/entrypoint.sh ./
+
+RUN useradd --system --uid 10001 --home-dir /app cinerec \
+    && mkdir -p /app/artifacts /app/data \
+    && chown -R cinerec /app/artifacts /app/data \
+    && chmod +x /app/entrypoint.sh
+USER cinerec
+
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"
+ENTRYPOINT ["/app/entrypoint.sh"]
+CMD ["serve"]
