@@ -9,7 +9,6 @@ stored, so prediction is a vectorised lookup.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.metrics import top_k
+from training.models.storage import load_model, save_model
 
 
 class KNNConfig(BaseModel):
@@ -110,29 +110,20 @@ class ItemKNN:
         return (base + offset).astype(np.float32)
 
     def save(self, directory: Path) -> None:
-        np.savez(
-            directory / "knn.npz",
+        save_model(
+            directory,
+            "knn",
+            {"config": self.config.model_dump(), "mean": self.mean},
             user_bias=self.user_bias,
             item_bias=self.item_bias,
             neighbours=self.neighbours,
             similarities=self.similarities,
         )
-        (directory / "knn.json").write_text(
-            json.dumps({"config": self.config.model_dump(), "mean": self.mean})
-        )
 
     @classmethod
     def load(cls, directory: Path) -> ItemKNN:
-        meta = json.loads((directory / "knn.json").read_text())
-        with np.load(directory / "knn.npz", allow_pickle=False) as a:
-            return cls(
-                KNNConfig.model_validate(meta["config"]),
-                meta["mean"],
-                a["user_bias"],
-                a["item_bias"],
-                a["neighbours"],
-                a["similarities"],
-            )
+        meta, arrays = load_model(directory, "knn")
+        return cls(KNNConfig.model_validate(meta["config"]), meta["mean"], **arrays)
 
 
 def _baselines(matrix: sp.csr_matrix, mean: float, config: KNNConfig) -> tuple[np.ndarray, np.ndarray]:

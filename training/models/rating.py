@@ -9,12 +9,13 @@ solve a training user gets, so fresh ratings change their predictions at once.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
+
+from training.models.storage import load_model, save_model
 
 
 class RatingConfig(BaseModel):
@@ -102,29 +103,22 @@ class RatingModel:
         return np.clip(pred, *self.scale).astype(np.float32)
 
     def save(self, directory: Path) -> None:
-        np.savez(
-            directory / "rating_model.npz",
+        meta = {"config": self.config.model_dump(), "mean": self.mean, "scale": list(self.scale)}
+        save_model(
+            directory,
+            "rating_model",
+            meta,
             user_bias=self.user_bias,
             item_bias=self.item_bias,
             user_factors=self.user_factors,
             item_factors=self.item_factors,
         )
-        meta = {"config": self.config.model_dump(), "mean": self.mean, "scale": list(self.scale)}
-        (directory / "rating_model.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> RatingModel:
-        meta = json.loads((directory / "rating_model.json").read_text())
-        with np.load(directory / "rating_model.npz", allow_pickle=False) as arrays:
-            return cls(
-                RatingConfig.model_validate(meta["config"]),
-                meta["mean"],
-                arrays["user_bias"],
-                arrays["item_bias"],
-                arrays["user_factors"],
-                arrays["item_factors"],
-                tuple(meta["scale"]),
-            )
+        meta, arrays = load_model(directory, "rating_model")
+        scale = (float(meta["scale"][0]), float(meta["scale"][1]))
+        return cls(RatingConfig.model_validate(meta["config"]), meta["mean"], **arrays, scale=scale)
 
 
 _CHUNK_RATINGS = 2_000_000
