@@ -14,6 +14,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATABASE_URL=sqlite+aiosqlite:////app/data/cinerec.db \
     MIGRATE_ON_START=true
 
+# implicit's OpenMP runtime
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements/main.txt requirements/main.txt
 RUN pip install --require-hashes --no-deps -r requirements/main.txt

@@ -9,7 +9,7 @@ PORT ?= 8000
 
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load
+.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,10 @@ format: install
 
 lock:
 	scripts/lock.sh
+
+# Builds and runs the real Dockerfile on a local stand-in base image, then cleans up.
+docker-smoke: install
+	scripts/docker-smoke.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
