@@ -30,7 +30,7 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 serve: migrate
-	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
 # wrk against a served bundle: make load [ARTIFACTS_DIR=...] [SECONDS=30]
 load: install

@@ -23,6 +23,7 @@ from app.db.repository import FeedbackRepository
 from app.db.session import create_engine, session_factory
 from app.deps import Services
 from app.errors import install_error_handlers
+from app.logs import configure_logging
 from app.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from app.services.home import HomeConfig
 from app.settings import Settings
@@ -41,6 +42,7 @@ class StartupError(RuntimeError):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format == "json")
     metrics = Metrics()
 
     @asynccontextmanager

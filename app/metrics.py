@@ -6,7 +6,9 @@ request and labels it with the route template, so /users/1 and /users/2 share a 
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +21,10 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import request_id
+
+access = logging.getLogger("cinerec.access")
 
 
 class Metrics:
@@ -61,6 +67,9 @@ class Metrics:
 
 
 class MetricsMiddleware:
+    """Per request: a request id (the client's X-Request-ID or a new one, echoed back and put
+    on every log line), the metrics, and one access-log line."""
+
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
         self.metrics = metrics
@@ -71,11 +80,18 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:64]
+        current = given if given.isprintable() and given else uuid.uuid4().hex
+        token = request_id.set(current)
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", current.encode())],
+                }
             await send(message)
 
         try:
@@ -84,8 +100,17 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             method = scope["method"]
+            elapsed = time.perf_counter() - started
             self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            access.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={"fields": {"route": template, "status": status, "ms": round(elapsed * 1000, 2)}},
+            )
+            request_id.reset(token)
 
 
 async def metrics_endpoint(request: Request) -> Response:

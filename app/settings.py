@@ -26,6 +26,8 @@ class Settings(BaseSettings):
         return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
 
     log_level: str = "info"
+    # "json": one JSON object per line with the request id; "text" for people at a terminal.
+    log_format: str = "json"
     # The home page's rows (kinds, titles, order); see app/services/home.py.
     home_config: Path = Path(__file__).resolve().parent / "home.json"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import httpx
 import numpy as np
 from asgi_lifespan import LifespanManager
 
+from app.logs import JsonFormatter, request_id
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import write_movielens_csv
@@ -115,3 +118,22 @@ async def test_body_limit_and_cors(artifacts: Path, tmp_path: Path) -> None:
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         other = await http.get("/trending", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_request_id_is_echoed_and_logged(client: httpx.AsyncClient) -> None:
+    given = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    fresh = await client.get("/health")
+    assert len(fresh.headers["x-request-id"]) == 32
+
+    token = request_id.set("abc-123")
+    try:
+        record = logging.LogRecord("cinerec", logging.INFO, __file__, 1, "served %s", ("x",), None)
+        record.fields = {"status": 200}
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id.reset(token)
+    assert line["request_id"] == "abc-123"
+    assert line["message"] == "served x"
+    assert line["status"] == 200
+    assert line["level"] == "info"
