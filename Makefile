@@ -9,7 +9,7 @@ PORT ?= 8000
 
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke
+.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke fuzz
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,10 @@ format: install
 
 lock:
 	scripts/lock.sh
+
+# schemathesis against a running server: no 5xx, no response outside its schema.
+fuzz: install
+	scripts/fuzz.sh $(FUZZ_ARTIFACTS)
 
 # Builds and runs the real Dockerfile on a local stand-in base image, then cleans up.
 docker-smoke: install
