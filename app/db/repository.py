@@ -34,9 +34,11 @@ class FeedbackRepository:
         """Store the ratings, replacing older ones for the same movie, in one transaction."""
         if not ratings:
             return
+        # Rows in one order (by movie) make concurrent upserts of overlapping movies take their
+        # row locks in the same order, so PostgreSQL cannot deadlock two of them.
         rows = [
             {"user_id": user_id, "movie_id": r.movie_id, "rating": r.rating, "rated_at": r.rated_at}
-            for r in ratings
+            for r in sorted(ratings, key=lambda r: r.movie_id)
         ]
         async with self.sessions.begin() as session:
             dialect = session.get_bind().dialect.name
