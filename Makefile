@@ -9,7 +9,7 @@ PORT ?= 8000
 
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke fuzz
+.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke fuzz docs-check
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,10 @@ lock:
 # schemathesis against a running server: no 5xx, no response outside its schema.
 fuzz: install
 	scripts/fuzz.sh $(FUZZ_ARTIFACTS)
+
+# Headless Chromium renders /docs with no network; screenshot in reports/docs.png.
+docs-check: install
+	scripts/docs-check.sh $(FUZZ_ARTIFACTS)
 
 # Builds and runs the real Dockerfile on a local stand-in base image, then cleans up.
 docker-smoke: install
