@@ -52,3 +52,22 @@ run "GET /movies/{id}/similar" "/movies/$MOVIE_ID/similar?k=10"
 run "GET /users/{id}/recommendations" "/users/$USER_ID/recommendations?k=10"
 run "GET /users/{id}/home" "/users/$USER_ID/home"
 run "POST /recommendations" "/recommendations" /tmp/cinerec-post.lua
+
+# The same load on a user's recommendations while the bundle is reloaded every 2 s: zero
+# failed requests expected (the new bundle is verified beside the old one, then swapped).
+RELOADS=$(mktemp)
+(
+    sleep 1
+    while sleep 2; do
+        if curl -sf -XPOST "127.0.0.1:$PORT/admin/reload" ${API_KEY:+-H "X-API-Key: $API_KEY"} >/dev/null; then
+            echo ok >>"$RELOADS"
+        else
+            echo "reload failed"
+        fi
+    done
+) &
+RELOADER=$!
+run "GET /users/{id}/recommendations + reloads" "/users/$USER_ID/recommendations?k=10"
+kill $RELOADER 2>/dev/null || true
+echo "bundle reloads completed during that run: $(wc -l <"$RELOADS")"
+rm -f "$RELOADS"
