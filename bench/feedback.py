@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -84,7 +85,36 @@ async def run_backend(artifacts: Path, url: str, seconds: float, concurrency: in
                   f"(x{p50 / baseline:.0f} of a /health request, {baseline:.2f} ms, same run)")  # fmt: skip
 
 
+def fold_in_cost(artifacts: Path) -> None:
+    """Fold-in of a user with 300 ratings against the fixed item factors, next to scoring the
+    catalog for a trained user (the read path's baseline) in the same run."""
+    from training.bundle import read_bundle
+
+    bundle = read_bundle(artifacts)
+    ranker = bundle.ranker
+    rng = np.random.default_rng(0)
+    items = rng.choice(ranker.als.item_factors.shape[0], 300, replace=False)
+    ratings = rng.choice([3.0, 4.0, 5.0], 300)
+
+    def best_ms(work: Callable[[], object], repeat: int = 200) -> float:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        return float(np.median(times)) * 1000
+
+    fold = best_ms(lambda: ranker.fold_in(items, ratings))
+    vector = ranker.als.user_factors[0]
+    score = best_ms(lambda: vector @ ranker.als.item_factors.T)
+    print(
+        f"fold-in of a 300-rating user: {fold:.3f} ms "
+        f"(ALS scores of one user over the catalog: {score:.3f} ms)"
+    )
+
+
 async def main_async(artifacts: Path, seconds: float, concurrency: int) -> None:
+    fold_in_cost(artifacts)
     with tempfile.TemporaryDirectory() as folder:
         print("SQLite (aiosqlite, WAL):")
         await run_backend(artifacts, f"sqlite+aiosqlite:///{folder}/bench.db", seconds, concurrency)
