@@ -72,13 +72,6 @@ class FeedbackRepository:
             )
             return [StoredRating.from_row(*row) for row in rows], int(total or 0)
 
-    async def user_ratings(self, user_id: int) -> list[StoredRating]:
-        async with self.sessions() as session:
-            rows = await session.execute(
-                select(Rating.movie_id, Rating.rating, Rating.rated_at).where(Rating.user_id == user_id)
-            )
-            return [StoredRating.from_row(*row) for row in rows]
-
     async def ratings_of_users(self, user_ids: Sequence[int]) -> dict[int, list[StoredRating]]:
         """Stored ratings of many users in one query (users without any are left out)."""
         result: dict[int, list[StoredRating]] = {}

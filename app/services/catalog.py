@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from app.errors import UnknownMovie, UnknownMovies
+from app.errors import DomainError, UnknownMovie, UnknownMovies
 from training.bundle import Bundle
 from training.interactions import IdIndex
 
@@ -85,11 +86,14 @@ class Catalog:
             raise UnknownMovie(movie_id)
         return position
 
-    def positions(self, movie_ids: list[int]) -> np.ndarray:
+    def positions(
+        self, movie_ids: list[int], error: Callable[[list[int]], DomainError] = UnknownMovies
+    ) -> np.ndarray:
+        """Catalog positions of the ids; `error(unknown_ids)` is raised when any is unknown."""
         positions = self.index.positions(np.asarray(movie_ids, dtype=np.int64))
         unknown = [m for m, p in zip(movie_ids, positions, strict=True) if p < 0]
         if unknown:
-            raise UnknownMovies(unknown)
+            raise error(unknown)
         return positions
 
     def card(self, position: int, score: float | None = None) -> dict[str, Any]:

@@ -45,22 +45,9 @@ class FeedbackService:
         self._lock = threading.Lock()
 
     async def stored(self, user_id: int) -> dict[int, float] | None:
-        """The user's stored ratings as catalog position -> rating; None when the database
-        cannot be read (reads then go on from the bundle alone)."""
-        with self._lock:
-            cached = self._stored.get(user_id)
-        if cached is not None:
-            return cached
-        try:
-            rows = await self.repository.user_ratings(user_id)
-        except DB_ERRORS as exc:
-            self._count_error("read")
-            log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
-            return None
-        stored = self._positions(rows)
-        with self._lock:
-            self._stored[user_id] = stored
-        return stored
+        """The user's stored ratings as catalog position -> rating; None when there are none or
+        the database cannot be read (reads then go on from the bundle alone)."""
+        return (await self.stored_many([user_id])).get(user_id)
 
     def _positions(self, rows: Sequence[StoredRating]) -> dict[int, float]:
         """Catalog position -> rating; ratings of movies no longer in the catalog are skipped."""
@@ -84,9 +71,7 @@ class FeedbackService:
         try:
             rows = await self.repository.ratings_of_users(missing)
         except DB_ERRORS as exc:
-            log.warning(
-                "feedback database unavailable, predicting from the bundle: %s", exc.__class__.__name__
-            )
+            log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
             return found
         with self._lock:
             for user_id in missing:
@@ -101,7 +86,7 @@ class FeedbackService:
     ) -> list[StoredRating]:
         """Validate every rating first, then store them all in one transaction."""
         movie_ids = [movie_id for movie_id, _, _ in ratings]
-        self._require_movies(movie_ids)
+        self.catalog.positions(movie_ids, error=MoviesNotFound)
         low, high = self.scale
         off = [(m, r) for m, r, _ in ratings if not low <= r <= high]
         if off:
@@ -125,16 +110,10 @@ class FeedbackService:
         return await self._guarded(self.repository.ratings_page(user_id, limit, offset))
 
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime | None]]) -> int:
-        self._require_movies([movie_id for movie_id, _, _ in events])
+        self.catalog.positions([movie_id for movie_id, _, _ in events], error=MoviesNotFound)
         now = datetime.now(UTC)
         await self._guarded(self.repository.add_events(user_id, [(m, k, at or now) for m, k, at in events]))
         return len(events)
-
-    def _require_movies(self, movie_ids: list[int]) -> None:
-        positions = self.catalog.index.positions(np.asarray(movie_ids, dtype=np.int64))
-        unknown = [m for m, p in zip(movie_ids, positions, strict=True) if p < 0]
-        if unknown:
-            raise MoviesNotFound(unknown)
 
     def _changed(self, user_id: int) -> None:
         with self._lock:

@@ -81,11 +81,10 @@ class ALSModel:
         b = y.T @ c
         return np.linalg.solve(a, b).astype(np.float32)
 
-    def save(self, directory: Path) -> dict[str, str]:
+    def save(self, directory: Path) -> None:
         np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
         np.save(directory / "als_item_factors.npy", self.item_factors, allow_pickle=False)
         (directory / "als_config.json").write_text(self.config.model_dump_json(indent=2))
-        return {"user_factors": "als_user_factors.npy", "item_factors": "als_item_factors.npy"}
 
     @classmethod
     def load(cls, directory: Path) -> ALSModel:
