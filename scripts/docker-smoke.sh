@@ -58,7 +58,9 @@ echo "building the cinerec image"
 docker build --network host -q -t cinerec:smoke . >/dev/null
 
 echo "generating a tiny dataset"
-.venv/bin/python -c "import sys; from pathlib import Path; from tests.conftest import write_movielens_csv; write_movielens_csv(Path(sys.argv[1]))" "$WORK/data/ml-mini"
+# shellcheck source=scripts/fixture-server.sh
+source scripts/fixture-server.sh
+fixture_dataset "$WORK/data/ml-mini"
 chmod -R a+rX "$WORK/data"
 
 echo "running the container (host network, port $PORT)"
