@@ -59,8 +59,9 @@ def build(
 
     ratings = dataset.ratings
     movie_index = IdIndex.of(dataset.movies["movie_id"])
-    user_index = IdIndex.of(ratings["user_id"])
+    user_index = IdIndex.of(np.concatenate([ratings["user_id"], dataset.signals["user_id"]]))
     history = user_item_matrix(ratings, user_index, movie_index)
+    signals = user_item_matrix(dataset.signals, user_index, movie_index, dataset.signals["weight"].to_numpy())
     scale = dataset.rating_scale
     lap("index")
 
@@ -70,7 +71,7 @@ def build(
     with ThreadPoolExecutor(max_workers=1) as pool:
         rating_future = pool.submit(RatingPredictor.fit, history, config.rating, scale, offset)
         say("fitting ranking models (and the rating model beside them)")
-        fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say)
+        fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say, signals)
         lap("ranking")
         rating_model = rating_future.result()
     lap("rating_wait")
@@ -110,6 +111,7 @@ def build(
             "users": len(user_index),
             "movies": len(movie_index),
             "rated_movies": int((counts > 0).sum()),
+            "signals": int(signals.nnz),
         },
         "config": {
             **config.model_dump(mode="json"),
@@ -166,8 +168,10 @@ def fit_ranking(
     scale: tuple[float, float],
     config: BuildConfig,
     say: Step,
+    signals: sp.csr_matrix | None = None,
 ) -> RankingFit:
-    """Tune ALS, EASE and the blend on a validation split, then refit on all the data."""
+    """Tune ALS, EASE and the blend on a validation split of the ratings, then refit on all the
+    data, ALS with the event signals (weights in (0, 1], see training.signals) added."""
     als_config = config.als
     ease_config = config.ease
     with_ease = use_ease(config, len(movies))
@@ -183,7 +187,7 @@ def fit_ranking(
         grow = 1.0 / (1.0 - config.tune.validation_fraction)
         ease_config = ease_config.model_copy(update={"regularization": ease_config.regularization * grow})
         validation["refit_regularization_scale"] = grow
-    als = _fit_als(history, als_config, scale[1], config.device)
+    als = _fit_als(history, als_config, scale[1], config.device, signals)
     ease = fit_ease(_binary(history), ease_config) if with_ease and weights[1] > 0 else None
     ranker = Ranker(als, ease, weights[0], weights[1] if ease is not None else 0.0, scale[1])
     return RankingFit(ranker, validation, ease_config)
@@ -277,9 +281,21 @@ def _dense_if_small(scorer: Scorer, shape: tuple[int, int], limit: int = 50_000_
     return lambda rows: scores[rows]
 
 
-def _fit_als(matrix: sp.csr_matrix, config: ALSConfig, scale_max: float, device: str) -> ALSModel:
+def _fit_als(
+    matrix: sp.csr_matrix,
+    config: ALSConfig,
+    scale_max: float,
+    device: str,
+    signals: sp.csr_matrix | None = None,
+) -> ALSModel:
+    """ALS on the ratings' confidences, plus 1 + alpha * weight for each event signal (the
+    signals cover only movies the user did not rate)."""
     conf = matrix.copy()
     conf.data = confidence(matrix.data, config.weighting, config.alpha, scale_max)
+    if signals is not None and signals.nnz:
+        implicit = signals.copy()
+        implicit.data = (1.0 + config.alpha * signals.data).astype(np.float32)
+        conf = (conf + implicit).tocsr()
     return ALSModel.fit(conf, config, device="gpu" if device == "gpu" else "cpu")
 
 

@@ -23,12 +23,19 @@ class Ranker:
     ease_weight: float
     scale_max: float
 
-    def confidences(self, ratings: np.ndarray) -> np.ndarray:
+    def confidences(self, ratings: np.ndarray, rated: np.ndarray | None = None) -> np.ndarray:
+        """ALS confidences of a history. Where `rated` is False the value is an event signal's
+        weight times the scale's top (training.signals), weighted by value whatever the
+        weighting: 1 + alpha * weight, as the build fits it."""
         cfg = self.als.config
-        return confidence(np.asarray(ratings, np.float32), cfg.weighting, cfg.alpha, self.scale_max)
+        values = np.asarray(ratings, np.float32)
+        conf = confidence(values, cfg.weighting, cfg.alpha, self.scale_max)
+        if rated is not None:
+            conf = np.where(rated, conf, 1.0 + cfg.alpha * values / self.scale_max).astype(np.float32)
+        return conf
 
-    def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
-        return self.als.fold_in(items, self.confidences(ratings))
+    def fold_in(self, items: np.ndarray, ratings: np.ndarray, rated: np.ndarray | None = None) -> np.ndarray:
+        return self.als.fold_in(items, self.confidences(ratings, rated))
 
     def scores(self, user_vectors: np.ndarray, histories: sp.csr_matrix) -> np.ndarray:
         """users x items scores for ALS vectors (users x f) and history rows (users x items)."""

@@ -75,7 +75,11 @@ async def list_ratings(
     dependencies=[Depends(require_key)],
     response_model=EventsStored,
     responses=WRITE_ERRORS,
-    summary="Store views and clicks (implicit signals, weaker than ratings)",
+    summary="Store views, clicks, plays (implicit signals, weaker than ratings)",
+    description="Each event is an implicit signal for the user's next recommendations (folded "
+    "into the ALS model at once): `click` and `view` show interest, `play` and `finish` also mark "
+    "the movie watched, so it is not recommended back. A rating of the movie outweighs its events; "
+    "events never change rating predictions.",
 )
 async def post_events(user_id: UserPath, body: EventsBody, services: ServicesDep) -> dict:
     stored = await services.feedback.add_events(user_id, [(e.movie_id, e.kind, e.at) for e in body.events])

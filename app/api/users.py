@@ -29,8 +29,9 @@ async def recommendations(
     # A cached ranking answers on the event loop; scoring runs in the thread pool.
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
+        since = services.recommender.generation
         stored = await services.feedback.stored(user_id)
-        result = await run_in_threadpool(services.recommender.for_user, user_id, k, filters, stored)
+        result = await run_in_threadpool(services.recommender.for_user, user_id, k, filters, stored, since)
     return result
 
 
@@ -58,6 +59,7 @@ async def because_you_watched(
     "no movie appears twice and rows with nothing to show are left out.",
 )
 async def home(user_id: UserPath, services: ServicesDep) -> dict:
+    since = services.recommender.generation
     stored = await services.feedback.stored(user_id)
-    rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, stored)
+    rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, stored, since)
     return {"user_id": user_id, "rows": rows}

@@ -87,6 +87,21 @@ class FeedbackRepository:
                 result.setdefault(user_id, []).append(StoredRating.from_row(movie_id, rating, rated_at))
         return result
 
+    async def event_kinds_of_users(self, user_ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        """The distinct (movie, kind) pairs of many users' events, in one grouped query."""
+        result: dict[int, list[tuple[int, str]]] = {}
+        if not user_ids:
+            return result
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Event.user_id, Event.movie_id, Event.kind)
+                .where(Event.user_id.in_(list(user_ids)))
+                .group_by(Event.user_id, Event.movie_id, Event.kind)
+            )
+            for user_id, movie_id, kind in rows:
+                result.setdefault(user_id, []).append((movie_id, kind))
+        return result
+
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime]]) -> None:
         async with self.sessions.begin() as session:
             session.add_all(Event(user_id=user_id, movie_id=m, kind=k, at=at) for m, k, at in events)

@@ -1,5 +1,5 @@
 """Live feedback: validate and store ratings and events, and hand the recommender each
-user's stored ratings (cached per user, refreshed on every write)."""
+user's stored feedback (cached per user, dropped on every write of theirs)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from app.db.repository import FeedbackRepository, StoredRating
 from app.errors import DatabaseUnavailable, MoviesNotFound, NotRated, RatingOffScale
 from app.metrics import Metrics
 from app.services.catalog import Catalog
-from app.services.recommender import Recommender
+from app.services.recommender import Recommender, Stored
+from training.signals import EVENT_WEIGHTS, WATCHED_KINDS
 
 log = logging.getLogger("cinerec.feedback")
 T = TypeVar("T")
@@ -41,25 +42,22 @@ class FeedbackService:
         self.catalog = catalog
         self.recommender = recommender
         self.scale = scale
-        self._stored: LRUCache[int, dict[int, float]] = LRUCache(maxsize=cache_size)
+        self._stored: LRUCache[int, Stored] = LRUCache(maxsize=cache_size)
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by every write: a read that overlapped one is not cached
 
-    async def stored(self, user_id: int) -> dict[int, float] | None:
-        """The user's stored ratings as catalog position -> rating; None when there are none or
-        the database cannot be read (reads then go on from the bundle alone)."""
+    async def stored(self, user_id: int) -> Stored | None:
+        """The user's stored feedback; None when there is none or the database cannot be read
+        (reads then go on from the bundle alone)."""
         return (await self.stored_many([user_id])).get(user_id)
 
-    def _positions(self, rows: Sequence[StoredRating]) -> dict[int, float]:
-        """Catalog position -> rating; ratings of movies no longer in the catalog are skipped."""
-        positions = self.catalog.index.positions(np.array([r.movie_id for r in rows], dtype=np.int64))
-        return {int(p): r.rating for p, r in zip(positions, rows, strict=True) if p >= 0}
-
-    async def stored_many(self, user_ids: Sequence[int]) -> dict[int, dict[int, float]]:
-        """Stored ratings (position -> rating) of the users that have any, cached ones first and
-        the rest in one query; empty when the database cannot be read."""
-        found: dict[int, dict[int, float]] = {}
+    async def stored_many(self, user_ids: Sequence[int]) -> dict[int, Stored]:
+        """Stored feedback of the users that have any, cached ones first and the rest in two
+        queries (ratings, grouped events); empty when the database cannot be read."""
+        found: dict[int, Stored] = {}
         missing = []
         with self._lock:
+            generation = self._generation
             for user_id in set(user_ids):
                 cached = self._stored.get(user_id)
                 if cached is None:
@@ -69,17 +67,36 @@ class FeedbackService:
         if not missing:
             return found
         try:
-            rows = await self.repository.ratings_of_users(missing)
+            ratings = await self.repository.ratings_of_users(missing)
+            events = await self.repository.event_kinds_of_users(missing)
         except DB_ERRORS as exc:
             log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
             return found
         with self._lock:
+            cacheable = generation == self._generation
             for user_id in missing:
-                stored = self._positions(rows.get(user_id, []))
-                self._stored[user_id] = stored
+                stored = self._as_positions(ratings.get(user_id, []), events.get(user_id, []))
+                if cacheable:
+                    self._stored[user_id] = stored
                 if stored:
                     found[user_id] = stored
         return found
+
+    def _as_positions(self, ratings: Sequence[StoredRating], events: Sequence[tuple[int, str]]) -> Stored:
+        """Feedback by catalog position; feedback on movies no longer in the catalog is skipped."""
+        index = self.catalog.index
+        rated = index.positions(np.array([r.movie_id for r in ratings], dtype=np.int64))
+        by_position = {int(p): r.rating for p, r in zip(rated, ratings, strict=True) if p >= 0}
+        signals: dict[int, float] = {}
+        watched = set()
+        seen = index.positions(np.array([movie_id for movie_id, _ in events], dtype=np.int64))
+        for p, (_, kind) in zip(seen.tolist(), events, strict=True):
+            if p < 0 or p in by_position or kind not in EVENT_WEIGHTS:
+                continue
+            signals[p] = max(signals.get(p, 0.0), EVENT_WEIGHTS[kind])
+            if kind in WATCHED_KINDS:
+                watched.add(p)
+        return Stored(by_position, signals, frozenset(watched))
 
     async def rate(
         self, user_id: int, ratings: Sequence[tuple[int, float, datetime | None]]
@@ -113,10 +130,12 @@ class FeedbackService:
         self.catalog.positions([movie_id for movie_id, _, _ in events], error=MoviesNotFound)
         now = datetime.now(UTC)
         await self._guarded(self.repository.add_events(user_id, [(m, k, at or now) for m, k, at in events]))
+        self._changed(user_id)
         return len(events)
 
     def _changed(self, user_id: int) -> None:
         with self._lock:
+            self._generation += 1
             self._stored.pop(user_id, None)
         self.recommender.invalidate(user_id)
 

@@ -7,14 +7,13 @@ that has nothing to show (e.g. "because you watched" for a user with no history)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.catalog import Filters
-from app.services.recommender import Recommender
+from app.services.recommender import Recommender, Stored
 
 
 class RowConfig(BaseModel):
@@ -39,7 +38,11 @@ class HomeConfig(BaseModel):
 
 
 def home_page(
-    recommender: Recommender, config: HomeConfig, user_id: int, stored: Mapping[int, float] | None = None
+    recommender: Recommender,
+    config: HomeConfig,
+    user_id: int,
+    stored: Stored | None = None,
+    since: int | None = None,
 ) -> list[dict[str, Any]]:
     catalog = recommender.catalog
     shown: set[int] = set()
@@ -53,7 +56,7 @@ def home_page(
     for row in config.rows:
         filters = Filters(genre=row.genre, exclude=tuple(shown))
         if row.kind == "for_you":
-            result = recommender.for_user(user_id, row.k, filters, stored)
+            result = recommender.for_user(user_id, row.k, filters, stored, since)
             if result["known_user"]:
                 add(row.title, row.kind, result["items"])
         elif row.kind == "because_you_watched":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,11 +26,34 @@ RANKING_DEPTH = 500  # movies kept per cached user ranking; deeper filters score
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A user's live feedback from the database, as catalog positions: their ratings, and the
+    event signals (strongest weight in (0, 1], see training.signals) of movies they did not
+    rate, with the ones they watched."""
+
+    ratings: Mapping[int, float] = field(default_factory=dict)
+    signals: Mapping[int, float] = field(default_factory=dict)
+    watched: frozenset[int] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.ratings or self.signals)
+
+
+@dataclass(frozen=True)
 class History:
-    """A user's rated movies (catalog positions) and their ratings."""
+    """A user's movies (sorted catalog positions) with, for each, the rating or, for a movie
+    known only from events, its signal weight times the top of the scale; whether that is a
+    real rating; and whether the movie counts as seen (rated or watched: never recommended)."""
 
     positions: np.ndarray
     ratings: np.ndarray
+    rated: np.ndarray
+    seen: np.ndarray
+
+    @classmethod
+    def of_ratings(cls, positions: np.ndarray, ratings: np.ndarray) -> History:
+        every = np.ones(len(positions), dtype=bool)
+        return cls(positions, np.asarray(ratings, np.float32), every, every)
 
     def row(self, n_items: int) -> sp.csr_matrix:
         return sp.csr_matrix(
@@ -62,6 +85,7 @@ class Recommender:
         # Per-user rankings, computed on first use; the feedback work invalidates on writes.
         self._rankings: LRUCache[int, Ranking] = LRUCache(maxsize=cache_size)  # by user id
         self._lock = threading.Lock()
+        self._generation = 0
         factors = self.ranker.als.item_factors
         norms = np.linalg.norm(factors, axis=1, keepdims=True)
         self._unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
@@ -75,26 +99,47 @@ class Recommender:
     def user_history(self, user_id: int) -> History:
         row = self.user_row(user_id)
         if row < 0:
-            return History(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+            return History.of_ratings(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         start, end = self.history.indptr[row], self.history.indptr[row + 1]
-        return History(self.history.indices[start:end].astype(np.int64), self.history.data[start:end])
+        return History.of_ratings(
+            self.history.indices[start:end].astype(np.int64), self.history.data[start:end]
+        )
 
-    def history_of(self, user_id: int, stored: Mapping[int, float] | None = None) -> History:
-        """The user's history: the bundle's training ratings with `stored` ones (catalog
-        position -> rating, from the feedback database) on top; a stored rating wins."""
+    def history_of(self, user_id: int, stored: Stored | None = None) -> History:
+        """The user's history: the bundle's training ratings, the stored event signals of
+        movies they rated nowhere, and the stored ratings on top (a stored rating wins)."""
         base = self.user_history(user_id)
         if not stored:
             return base
-        merged = dict(zip(base.positions.tolist(), base.ratings.tolist(), strict=True))
-        merged.update(stored)
-        positions = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
-        ratings = np.fromiter(merged.values(), dtype=np.float32, count=len(merged))
+        top = self.scale[1]
+        # position -> (rating or weight x top, rated, seen)
+        entries = {
+            p: (r, True, True) for p, r in zip(base.positions.tolist(), base.ratings.tolist(), strict=True)
+        }
+        for p, weight in stored.signals.items():
+            if p not in entries:
+                entries[p] = (weight * top, False, p in stored.watched)
+        entries.update((p, (r, True, True)) for p, r in stored.ratings.items())
+        positions = np.fromiter(entries.keys(), dtype=np.int64, count=len(entries))
         order = np.argsort(positions)
-        return History(positions[order], ratings[order])
+        values = list(entries.values())
+        return History(
+            positions[order],
+            np.array([v[0] for v in values], dtype=np.float32)[order],
+            np.array([v[1] for v in values], dtype=bool)[order],
+            np.array([v[2] for v in values], dtype=bool)[order],
+        )
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every invalidation: a ranking computed from feedback read before a later
+        write is not cached (see for_user's `since`)."""
+        return self._generation
 
     def invalidate(self, user_id: int) -> None:
-        """Forget the user's cached ranking (their ratings changed)."""
+        """Forget the user's cached ranking (their feedback changed)."""
         with self._lock:
+            self._generation += 1
             self._rankings.pop(user_id, None)
 
     def cached_for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any] | None:
@@ -108,25 +153,34 @@ class Recommender:
         return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
 
     def for_user(
-        self, user_id: int, k: int, filters: Filters, stored: Mapping[int, float] | None = None
+        self,
+        user_id: int,
+        k: int,
+        filters: Filters,
+        stored: Stored | None = None,
+        since: int | None = None,
     ) -> dict[str, Any]:
         """Top-k for a user: from their ranking (computed and cached on first use), or, when
         the filters reach deeper than the cached ranking, scored in full. A user with stored
-        ratings is folded in from their whole history; one with no history gets the fallback."""
+        feedback is folded in from their whole history; one with no history gets the fallback.
+
+        `since` is the `generation` read before `stored` was: the new ranking is cached only
+        if no write came in between (else the next read computes it from fresher feedback)."""
         with self._lock:
             ranking = self._rankings.get(user_id)
         if ranking is None:
             history = self.history_of(user_id, stored)
-            if len(history.positions) == 0:
-                return self._fallback(user_id, k, filters)
             row = self.user_row(user_id)
             if row >= 0 and not stored:
                 vector = self.ranker.als.user_factors[row]
+            elif len(history.positions):
+                vector = self.ranker.fold_in(history.positions, history.ratings, history.rated)
             else:
-                vector = self.ranker.fold_in(history.positions, history.ratings)
+                return self._fallback(user_id, k, filters)
             ranking = self._ranking(vector, history)
             with self._lock:
-                self._rankings[user_id] = ranking
+                if since is None or since == self._generation:
+                    self._rankings[user_id] = ranking
         result = self._from_ranking(user_id, ranking, k, filters)
         if result is None:
             items = self._rank(ranking.vector, ranking.history, k, filters)
@@ -140,7 +194,7 @@ class Recommender:
     def _ranking(self, vector: np.ndarray, history: History) -> Ranking:
         """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
         scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
-        scores[history.positions] = -np.inf
+        scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], RANKING_DEPTH)[0]
         best = best[best >= 0]
         return Ranking(best, scores[best], history, vector)
@@ -167,7 +221,7 @@ class Recommender:
     def for_visitor(
         self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
     ) -> list[dict[str, Any]]:
-        history = History(positions, ratings.astype(np.float32))
+        history = History.of_ratings(positions, ratings)
         vector = self.ranker.fold_in(positions, history.ratings)
         return self._rank(vector, history, k, filters)
 
@@ -176,7 +230,7 @@ class Recommender:
         mask = self.catalog.eligible(filters)
         if mask is not None:
             scores[~mask] = -np.inf
-        scores[history.positions] = -np.inf
+        scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], k)[0]
         best = best[best >= 0]
         sources = self._because(best, history)
@@ -186,10 +240,9 @@ class Recommender:
         ]
 
     def _because(self, picks: np.ndarray, history: History) -> list[dict[str, Any] | None]:
-        """For each pick, the liked movie in the history it is most similar to."""
-        liked = (
-            history.positions[history.ratings >= np.median(history.ratings)] if len(history.positions) else []
-        )
+        """For each pick, the liked movie (seen, rated at least the median) it is most similar to."""
+        positions, ratings = history.positions[history.seen], history.ratings[history.seen]
+        liked = positions[ratings >= np.median(ratings)] if len(positions) else []
         if len(liked) == 0 or len(picks) == 0:
             return [None] * len(picks)
         sims = self._unit[picks] @ self._unit[liked].T
@@ -216,21 +269,23 @@ class Recommender:
         rows: int,
         k: int,
         exclude: set[int] | None = None,
-        stored: Mapping[int, float] | None = None,
+        stored: Stored | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows of movies similar to the user's highest-rated ones; nothing seen, no repeats.
+        """Rows of movies similar to the user's highest-rated (or watched) ones; nothing seen,
+        no repeats.
 
         `exclude` holds movie ids already shown elsewhere on the page."""
         history = self.history_of(user_id, stored)
-        if len(history.positions) == 0:
+        seen, ratings = history.positions[history.seen], history.ratings[history.seen]
+        if len(seen) == 0:
             return []
-        order = np.lexsort((history.positions, -history.ratings))
-        used = set(history.positions.tolist())
+        order = np.lexsort((seen, -ratings))
+        used = set(seen.tolist())
         if exclude:
             excluded = self.catalog.index.positions(np.fromiter(exclude, dtype=np.int64))
             used.update(excluded[excluded >= 0].tolist())
         result: list[dict[str, Any]] = []
-        for seed in history.positions[order]:
+        for seed in seen[order]:
             if len(result) == rows:
                 break
             picks = []
@@ -258,20 +313,20 @@ class Recommender:
         self,
         user_ids: np.ndarray,
         movie_ids: np.ndarray,
-        stored: Mapping[int, Mapping[int, float]] | None = None,
+        stored: Mapping[int, Stored] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Rating predictions in request order. Users with stored ratings (user id -> catalog
-        position -> rating) are predicted from their whole history, folded in."""
+        """Rating predictions in request order. Users with stored ratings are predicted from
+        their whole rating history, folded in (events are not ratings: they play no part)."""
         users = self.users.positions(user_ids)
         movies = self.catalog.index.positions(movie_ids)
         model = self.bundle.rating_model
         ratings = model.predict(users, movies, self.ratings_lookup)
         known_user = users >= 0
-        for user_id, ratings_of_user in (stored or {}).items():
-            if not ratings_of_user:
+        for user_id, feedback in (stored or {}).items():
+            if not feedback.ratings:
                 continue
             pairs = np.flatnonzero(user_ids == user_id)
-            history = self.history_of(user_id, dict(ratings_of_user))
+            history = self.history_of(user_id, Stored(ratings=feedback.ratings))
             ratings[pairs] = model.predict_for(history.positions, history.ratings, movies[pairs])
             known_user[pairs] = True
         return {"rating": ratings, "known_user": known_user, "known_movie": movies >= 0}

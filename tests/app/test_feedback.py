@@ -11,8 +11,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.services.catalog import Catalog, Filters
+from app.services.recommender import Recommender
 from tests.app.conftest import POSTGRES_ADMIN_URL, postgres_database, serving
 from tests.app.test_api import seen_by
+from training.bundle import read_bundle
 
 NEW_USER = 4_000_000_000  # beyond 32 bits, unknown to the bundle
 
@@ -164,6 +167,53 @@ class TestEvents:
         )
         assert unknown.status_code == 404
 
+    async def test_events_personalise_a_new_user(self, feedback_client: httpx.AsyncClient) -> None:
+        """Events alone fold a new user in; watched movies are not recommended back, clicked
+        ones may be."""
+        user = 4_100_000_000
+        assert (await feedback_client.get(f"/users/{user}/recommendations")).json()["known_user"] is False
+        watched = [2, 4, 6, 8]
+        events = [{"movie_id": m, "kind": "finish"} for m in watched] + [{"movie_id": 10, "kind": "click"}]
+        assert (
+            await feedback_client.post(f"/users/{user}/events", json={"events": events})
+        ).status_code == 201
+        after = (await feedback_client.get(f"/users/{user}/recommendations", params={"k": 10})).json()
+        assert after["known_user"] is True
+        ids = [m["movie_id"] for m in after["items"]]
+        assert not set(ids) & set(watched)
+        assert sum(i % 2 == 0 for i in ids) >= 8  # the even taste group
+        deeper = await _ids(feedback_client, user, k=36)  # every movie not watched
+        assert 10 in deeper  # clicked, not watched: still recommendable
+        rows = (await feedback_client.get(f"/users/{user}/because-you-watched")).json()["rows"]
+        assert {row["because"]["movie_id"] for row in rows} <= set(watched)
+        # Events are not ratings: predictions stay those of an unknown user.
+        pair = {"pairs": [{"user_id": user, "movie_id": 30}]}
+        assert (await feedback_client.post("/predictions", json=pair)).json()["predictions"][0][
+            "known_user"
+        ] is False
+
+    async def test_events_change_a_cached_ranking(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 7  # an odd-taste user of the bundle, ranking cached by the first read
+        before = await _ids(feedback_client, user, k=5)
+        assert sum(i % 2 == 1 for i in before) >= 4
+        evens = [m for m in range(2, 41, 2) if m not in seen_by(user)][:8]
+        events = [{"movie_id": m, "kind": "finish"} for m in evens for _ in range(3)]
+        await feedback_client.post(f"/users/{user}/events", json={"events": events})
+        after = await _ids(feedback_client, user, k=5)
+        assert after != before
+        assert not set(after) & set(evens)  # watched now: never recommended back
+
+    async def test_a_rating_outweighs_events_of_the_movie(self, feedback_client: httpx.AsyncClient) -> None:
+        user = 4_100_000_001
+        await feedback_client.post(
+            f"/users/{user}/events", json={"events": [{"movie_id": m, "kind": "play"} for m in (3, 5, 7)]}
+        )
+        await feedback_client.post(
+            f"/users/{user}/ratings", json={"ratings": [{"movie_id": m, "rating": 0.5} for m in (3, 5, 7)]}
+        )
+        rows = (await feedback_client.get(f"/users/{user}/because-you-watched", params={"rows": 3})).json()
+        assert [row["because"]["movie_id"] for row in rows["rows"]] == [3, 5, 7]  # equal ratings, by id
+
 
 async def test_concurrent_writers_lose_nothing(feedback_client: httpx.AsyncClient) -> None:
     """50 writers, overlapping users and movies: every acknowledged write is stored, once."""
@@ -217,3 +267,16 @@ async def test_database_down_then_back(artifacts: Path) -> None:
         finally:
             await allow(True)
             await admin.dispose()
+
+
+def test_a_ranking_read_before_a_write_is_not_cached(artifacts: Path) -> None:
+    """A read that fetched the user's feedback before a write finished must not cache what it
+    computed from it: the next read has to see the write."""
+    bundle = read_bundle(artifacts)
+    recommender = Recommender(bundle, Catalog(bundle))
+    since = recommender.generation
+    recommender.invalidate(4)  # a write lands while the read is under way
+    recommender.for_user(4, 5, Filters(), None, since)
+    assert recommender.cached_for_user(4, 5, Filters()) is None
+    recommender.for_user(4, 5, Filters(), None, recommender.generation)
+    assert recommender.cached_for_user(4, 5, Filters()) is not None

@@ -40,7 +40,7 @@ def test_round_trip(built: Path) -> None:
     assert (built / CURRENT).is_symlink()
     manifest = bundle.manifest
     assert manifest["format_version"] == 1
-    assert manifest["counts"] == {"ratings": 720, "users": 60, "movies": 40, "rated_movies": 40}
+    assert manifest["counts"] == {"ratings": 720, "users": 60, "movies": 40, "rated_movies": 40, "signals": 0}
     assert manifest["dataset"]["checksum"].startswith("sha256:")
     assert manifest["metrics"]["validation"]["tuned"] is True
     assert set(manifest["files"]) >= {"movies.parquet", "als_item_factors.npy"}

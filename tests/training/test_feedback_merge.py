@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from app.db.migrate import upgrade
@@ -27,8 +28,15 @@ def test_build_merges_stored_ratings(tmp_path: Path) -> None:
                 (1, 999, 3.0, "2024-05-01 10:00:00"),  # a movie the catalog lacks
             ],
         )
-        connection.execute(
-            "INSERT INTO events (user_id, movie_id, kind, at) VALUES (1, 2, 'view', '2024-05-01')"
+        connection.executemany(
+            "INSERT INTO events (user_id, movie_id, kind, at) VALUES (?, ?, ?, '2024-05-01')",
+            [
+                (7_000_000_000, 3, "click"),  # a user known only from events
+                (7_000_000_000, 3, "finish"),  # same movie: the strongest signal counts
+                (7_000_000_000, 5, "view"),
+                (9_000_000_000, 2, "play"),  # a rated movie: the rating says more
+                (7_000_000_000, 999, "view"),  # a movie the catalog lacks
+            ],
         )
     original = (tmp_path / "ml-mini" / "ratings.csv").read_text().splitlines()[1].split(",")
     user, movie = int(original[0]), int(original[1])
@@ -46,9 +54,15 @@ def test_build_merges_stored_ratings(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "current" / "manifest.json").read_text())
     assert manifest["feedback"] == {
-        "ratings": 3, "replaced_dataset_ratings": 1, "dropped_unknown_movies": 1, "events": 1,
+        "ratings": 3, "replaced_dataset_ratings": 1, "dropped_unknown_movies": 1,
+        "dropped_unknown_movie_events": 1, "events": 5, "signals": 2,
     }  # fmt: skip
+    assert manifest["counts"]["signals"] == 2
     bundle = read_bundle(out)
+    # The events-only user was trained on their signals: ALS factors, no ratings.
+    signal_row = int(list(bundle.user_ids).index(7_000_000_000))
+    assert bundle.history.indptr[signal_row + 1] == bundle.history.indptr[signal_row]
+    assert np.linalg.norm(bundle.ranker.als.user_factors[signal_row]) > 0
     row = int(list(bundle.user_ids).index(9_000_000_000))
     start, end = bundle.history.indptr[row], bundle.history.indptr[row + 1]
     assert sorted(bundle.history.indices[start:end].tolist()) == [1, 3]  # movies 2 and 4

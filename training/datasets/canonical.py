@@ -39,6 +39,13 @@ class Dataset:
     qualifying: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["user_id", "movie_id", "timestamp"])
     )
+    # Implicit signals from the service's stored events (see training.signals): one row per
+    # user and movie the user did not rate. Empty unless feedback was merged in.
+    signals: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {"user_id": [], "movie_id": [], "weight": [], "watched": []}
+        ).astype({"user_id": "int64", "movie_id": "int64", "weight": "float32", "watched": bool})
+    )
 
     @property
     def counts(self) -> dict[str, int]:
