@@ -27,11 +27,18 @@ class Services:
 
     @classmethod
     def create(
-        cls, bundle: Bundle, home: HomeConfig, repository: FeedbackRepository, metrics: Metrics
+        cls,
+        bundle: Bundle,
+        home: HomeConfig,
+        repository: FeedbackRepository,
+        metrics: Metrics,
+        cache_seconds: float = 0.0,
     ) -> Services:
         catalog = Catalog(bundle)
-        recommender = Recommender(bundle, catalog, metrics)
-        feedback = FeedbackService(repository, catalog, recommender, recommender.scale, metrics)
+        recommender = Recommender(bundle, catalog, metrics, cache_seconds=cache_seconds)
+        feedback = FeedbackService(
+            repository, catalog, recommender, recommender.scale, metrics, cache_seconds=cache_seconds
+        )
         return cls(bundle, catalog, recommender, home, feedback)
 
 

@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise StartupError(f"cinerec: cannot start: {exc}") from None
         engine = create_engine(settings.database_url)
         repository = FeedbackRepository(session_factory(engine))
-        app.state.services = await run_in_threadpool(Services.create, bundle, home, repository, metrics)
+        app.state.services = await run_in_threadpool(
+            Services.create, bundle, home, repository, metrics, settings.feedback_cache_seconds
+        )
         metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])
         if not settings.api_key_list:

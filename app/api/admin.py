@@ -39,7 +39,12 @@ async def reload(request: Request, services: ServicesDep) -> dict:
         raise BundleRejected(f"{exc}; still serving {previous}") from None
     metrics = request.app.state.metrics
     fresh = await run_in_threadpool(
-        Services.create, bundle, services.home, services.feedback.repository, metrics
+        Services.create,
+        bundle,
+        services.home,
+        services.feedback.repository,
+        metrics,
+        settings.feedback_cache_seconds,
     )
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle
     metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import numpy as np
-from cachetools import LRUCache
+from cachetools import Cache
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.repository import FeedbackRepository, StoredRating
 from app.errors import DatabaseUnavailable, MoviesNotFound, NotRated, RatingOffScale
 from app.metrics import Metrics
 from app.services.catalog import Catalog
-from app.services.recommender import Recommender, Stored
+from app.services.recommender import Recommender, Stored, per_user_cache
 from training.signals import EVENT_WEIGHTS, WATCHED_KINDS
 
 log = logging.getLogger("cinerec.feedback")
@@ -36,13 +36,14 @@ class FeedbackService:
         scale: tuple[float, float],
         metrics: Metrics | None = None,
         cache_size: int = 100_000,
+        cache_seconds: float = 0.0,
     ):
         self.metrics = metrics
         self.repository = repository
         self.catalog = catalog
         self.recommender = recommender
         self.scale = scale
-        self._stored: LRUCache[int, Stored] = LRUCache(maxsize=cache_size)
+        self._stored: Cache[int, Stored] = per_user_cache(cache_size, cache_seconds)
         self._lock = threading.Lock()
         self._generation = 0  # bumped by every write: a read that overlapped one is not cached
 

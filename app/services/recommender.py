@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache, TTLCache
 
 from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
@@ -71,9 +71,19 @@ class Ranking:
     vector: np.ndarray
 
 
+def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:
+    """A bounded per-user cache; entries also expire after `seconds` when that is set (> 0)."""
+    return TTLCache(maxsize=size, ttl=seconds) if seconds > 0 else LRUCache(maxsize=size)
+
+
 class Recommender:
     def __init__(
-        self, bundle: Bundle, catalog: Catalog, metrics: Metrics | None = None, cache_size: int = 10_000
+        self,
+        bundle: Bundle,
+        catalog: Catalog,
+        metrics: Metrics | None = None,
+        cache_size: int = 10_000,
+        cache_seconds: float = 0.0,
     ):
         self.metrics = metrics
         self.bundle = bundle
@@ -83,7 +93,7 @@ class Recommender:
         self.history = bundle.history.tocsr()
         self.ratings_lookup = SparseLookup(self.history)
         # Per-user rankings, computed on first use; the feedback work invalidates on writes.
-        self._rankings: LRUCache[int, Ranking] = LRUCache(maxsize=cache_size)  # by user id
+        self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
         self._generation = 0
         factors = self.ranker.als.item_factors

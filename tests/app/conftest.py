@@ -72,8 +72,10 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving(artifacts: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True))
+async def serving(artifacts: Path, database_url: str, **settings: float) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True, **settings)
+    )
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,

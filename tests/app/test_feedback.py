@@ -280,3 +280,20 @@ def test_a_ranking_read_before_a_write_is_not_cached(artifacts: Path) -> None:
     assert recommender.cached_for_user(4, 5, Filters()) is None
     recommender.for_user(4, 5, Filters(), None, recommender.generation)
     assert recommender.cached_for_user(4, 5, Filters()) is not None
+
+
+async def test_replicas_see_each_others_writes_within_the_cache_time(artifacts: Path) -> None:
+    """Two processes on one PostgreSQL database: a write through one reaches the other's cached
+    ranking once FEEDBACK_CACHE_SECONDS has passed."""
+    user = 4_200_000_000
+    async with (
+        postgres_database() as url,
+        serving(artifacts, url, feedback_cache_seconds=1.0) as writer,
+        serving(artifacts, url, feedback_cache_seconds=1.0) as reader,
+    ):
+        assert (await reader.get(f"/users/{user}/recommendations")).json()["known_user"] is False
+        ratings = {"ratings": [{"movie_id": m, "rating": 5} for m in (2, 4, 6)]}
+        assert (await writer.post(f"/users/{user}/ratings", json=ratings)).status_code == 201
+        assert (await reader.get(f"/users/{user}/recommendations")).json()["known_user"] is False  # cached
+        await asyncio.sleep(1.1)
+        assert (await reader.get(f"/users/{user}/recommendations")).json()["known_user"] is True
