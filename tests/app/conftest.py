@@ -72,10 +72,16 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving(artifacts: Path, database_url: str, **settings: float) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True, **settings)
+async def serving(
+    artifacts: Path, database_url: str, feedback_cache_seconds: float = 0.0
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        artifacts_dir=artifacts,
+        database_url=database_url,
+        migrate_on_start=True,
+        feedback_cache_seconds=feedback_cache_seconds,
     )
+    app = create_app(settings)
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
