@@ -9,7 +9,7 @@ PORT ?= 8000
 
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke fuzz docs-check
+.PHONY: install spark install-gpu run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke fuzz docs-check
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,16 @@ $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
 	touch $@
+
+# Optional groups from the same lock: Spark for `training build --engine spark` (make test
+# installs it; needs Java 17+) and the CUDA libraries of implicit's GPU path.
+spark: $(VENV)/.spark
+$(VENV)/.spark: requirements/spark.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/spark.txt
+	touch $@
+
+install-gpu: install
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/gpu.txt
 
 run: bundle serve
 
@@ -36,7 +46,7 @@ serve: migrate
 load: install
 	bench/load.sh $(ARTIFACTS_DIR) $(or $(SECONDS),30)
 
-test: install lint typecheck pytest
+test: install spark lint typecheck pytest
 
 lint:
 	$(BIN)/ruff check .

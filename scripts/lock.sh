@@ -44,4 +44,6 @@ PY
 mkdir -p requirements
 "$POETRY" export --only main -f requirements.txt -o requirements/main.txt
 "$POETRY" export --with dev -f requirements.txt -o requirements/dev.txt
-echo "locked: poetry.lock, requirements/main.txt, requirements/dev.txt"
+"$POETRY" export --only gpu -f requirements.txt -o requirements/gpu.txt
+"$POETRY" export --only spark -f requirements.txt -o requirements/spark.txt
+echo "locked: poetry.lock, requirements/{main,dev,gpu,spark}.txt"

@@ -77,50 +77,96 @@ def build(
     lap("rating_wait")
 
     say("popularity charts and similar movies")
-    movies = dataset.movies.reset_index(drop=True)
     stats = movie_stats(ratings, movie_index.ids, config.popularity)
-    movies = movies.merge(stats, on="movie_id", how="left")
-    chart_rows = charts(stats, movies["genres"])
-    counts = np.diff(history.tocsc().indptr)
-    positions, scores = similar_movies(
-        fit.ranker.als.item_factors, counts >= config.similar_min_ratings, config.similar_n
+    lap("stats")
+    return write_tables_and_bundle(
+        out,
+        Fitted(
+            dataset={
+                "name": dataset.name,
+                "layout": dataset.layout,
+                "checksum": dataset.checksum,
+                "rating_scale": list(scale),
+            },
+            movies=dataset.movies,
+            stats=stats,
+            user_ids=user_index.ids,
+            history=history,
+            ranker=fit.ranker,
+            rating_model=rating_model,
+            ease_config=fit.ease_config,
+            validation=fit.validation,
+            signals=int(signals.nnz),
+        ),
+        config,
+        say,
+        {"feedback": feedback, "device": config.device, "engine": "local"},
+        timings,
     )
-    lap("tables")
 
+
+@dataclass
+class Fitted:
+    """What an engine hands over: the fitted models and per-movie stats, in index order."""
+
+    dataset: dict[str, Any]  # name, layout, checksum, rating_scale
+    movies: pd.DataFrame  # canonical movies, sorted by movie_id (the catalog positions)
+    stats: pd.DataFrame  # movie_stats(): one row per movie, same order
+    user_ids: np.ndarray  # sorted: the rows of `history` and of the user factors
+    history: sp.csr_matrix  # users x movies ratings
+    ranker: Ranker
+    rating_model: RatingPredictor
+    ease_config: EASEConfig | None
+    validation: dict[str, Any]
+    signals: int = 0
+
+
+def write_tables_and_bundle(
+    out: Path,
+    fitted: Fitted,
+    config: BuildConfig,
+    say: Step,
+    extra: dict[str, Any],
+    timings: dict[str, float],
+) -> Path:
+    """Charts and similar movies from the fitted models, then the bundle and its manifest.
+    Shared by every engine, so their bundles are alike."""
+    started = time.perf_counter()
+    movies = fitted.movies.reset_index(drop=True).merge(fitted.stats, on="movie_id", how="left")
+    chart_rows = charts(fitted.stats, movies["genres"])
+    counts = np.diff(fitted.history.tocsc().indptr)
+    positions, scores = similar_movies(
+        fitted.ranker.als.item_factors, counts >= config.similar_min_ratings, config.similar_n
+    )
+    timings["tables"] = round(time.perf_counter() - started, 3)
     bundle = Bundle(
         path=out,
         manifest={},
         movies=movies,
         charts=chart_rows,
-        user_ids=user_index.ids,
-        history=history,
+        user_ids=fitted.user_ids,
+        history=fitted.history,
         similar_positions=positions,
         similar_scores=scores,
-        ranker=fit.ranker,
-        rating_model=rating_model,
+        ranker=fitted.ranker,
+        rating_model=fitted.rating_model,
     )
     manifest = {
-        "dataset": {
-            "name": dataset.name,
-            "layout": dataset.layout,
-            "checksum": dataset.checksum,
-            "rating_scale": list(scale),
-        },
+        "dataset": fitted.dataset,
         "counts": {
-            "ratings": int(history.nnz),
-            "users": len(user_index),
-            "movies": len(movie_index),
+            "ratings": int(fitted.history.nnz),
+            "users": len(fitted.user_ids),
+            "movies": len(movies),
             "rated_movies": int((counts > 0).sum()),
-            "signals": int(signals.nnz),
+            "signals": fitted.signals,
         },
         "config": {
             **config.model_dump(mode="json"),
-            "als": fit.ranker.als.config.model_dump(mode="json"),
-            "ease": fit.ease_config.model_dump(mode="json"),
+            "als": fitted.ranker.als.config.model_dump(mode="json"),
+            "ease": fitted.ease_config.model_dump(mode="json") if fitted.ease_config else None,
         },
-        "metrics": {"validation": fit.validation},
-        "feedback": feedback,
-        "device": config.device,
+        "metrics": {"validation": fitted.validation},
+        **extra,
         "timings_s": timings,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
