@@ -46,7 +46,19 @@ def build(
     ] = "auto",
     feedback: Annotated[
         str | None,
-        typer.Option(help="The service's DATABASE_URL: merge its stored ratings (they win) into the data."),
+        typer.Option(
+            help="The service's DATABASE_URL: merge its stored ratings (they win) and events into the data."
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="'local' (this machine: implicit, numpy) or 'spark' (Spark MLlib; DATA may then be any "
+            "URI Spark reads, Parquet or CSV)."
+        ),
+    ] = "local",
+    master: Annotated[
+        str | None, typer.Option(help="Spark master for --engine spark (default local[*]).")
     ] = None,
 ) -> None:
     """Build a bundle from a dataset and point OUT/current at it."""
@@ -57,7 +69,18 @@ def build(
     settings = BuildConfig.model_validate_json(config.read_text()) if config else BuildConfig()
     settings.tune.enabled = tune  # type: ignore[assignment]
     settings.device = device  # type: ignore[assignment]
+    if master:
+        settings.spark.master = master
     settings = BuildConfig.model_validate(settings.model_dump())
+    if engine == "spark":
+        if feedback:
+            console.print("[red]error:[/red] --feedback is not supported with --engine spark yet")
+            raise typer.Exit(2)
+        _build_on_spark(data, out, settings)
+        return
+    if engine != "local":
+        console.print(f"[red]error:[/red] unknown engine {engine!r}; choose local or spark")
+        raise typer.Exit(2)
     try:
         settings.device = resolve_device(settings.device)
     except DeviceError as exc:
@@ -98,6 +121,28 @@ def build(
             f"validation nDCG@10: served {figures['served']:.4f}, ALS {figures['als']:.4f}, "
             f"popularity {figures['popularity']:.4f}"
         )
+    console.print(
+        f"bundle {directory} ({time.perf_counter() - started:.1f}s); {out}/current -> {directory.name}"
+    )
+
+
+def _build_on_spark(data: str, out: Path, settings: BuildConfig) -> None:
+    try:
+        from training.spark import build_spark, session
+    except ImportError as exc:
+        console.print(f"[red]error:[/red] --engine spark needs pyspark (make spark): {exc}")
+        raise typer.Exit(2) from exc
+    from training.datasets import DatasetError
+
+    started = time.perf_counter()
+    spark = session(settings.spark.master, settings.spark.driver_memory)
+    try:
+        directory = build_spark(spark, data, out, settings, step=lambda m: console.print(m))
+    except DatasetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        spark.stop()
     console.print(
         f"bundle {directory} ({time.perf_counter() - started:.1f}s); {out}/current -> {directory.name}"
     )

@@ -30,6 +30,19 @@ class TuneConfig(BaseModel):
     blend_als_weight: list[float] = [0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 1.0]
 
 
+class SparkConfig(BaseModel):
+    """`--engine spark` (training/spark.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    master: str = "local[*]"
+    driver_memory: str = "4g"
+    # MLlib's ALS penalty is λ·n per user and movie (n: their number of ratings), not
+    # implicit's λ, so the ranking model has its own value on that scale. 0.1-0.2 matched the
+    # local engine's defaults on ml-latest-small (bench/spark.py); 0.05 and 0.5 were worse.
+    ranking_regularization: float = Field(0.15, gt=0)
+
+
 class BuildConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,3 +55,4 @@ class BuildConfig(BaseModel):
     similar_n: int = Field(100, ge=1, le=1000)
     similar_min_ratings: int = Field(3, ge=1)
     device: Literal["auto", "cpu", "gpu"] = "cpu"
+    spark: SparkConfig = SparkConfig()

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from training.build import fit_ranking
+from training.bundle import Bundle
 from training.config import BuildConfig
 from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
@@ -74,6 +75,15 @@ def evaluate_holdout(dataset: Dataset, config: BuildConfig, say: Say, seed: int 
         "chosen": fit.validation.get("chosen"),
         "long_tail": _long_tail(ratings),
     }
+
+
+def bundle_ndcg(bundle: Bundle, test: pd.DataFrame, k: int = 10) -> float:
+    """nDCG@k of a bundle's ALS ranking on held-out ratings (canonical columns); the bundle's
+    own history is what each user has seen."""
+    als = bundle.ranker.als
+    relevant = user_item_matrix(test, IdIndex(bundle.user_ids), IdIndex.of(bundle.movies["movie_id"]))
+    top = top_lists(lambda rows: als.user_factors[rows] @ als.item_factors.T, bundle.history, k)
+    return ranking_metrics(top, relevant, relevant.shape[1]).ndcg
 
 
 def evaluate_kfold(dataset: Dataset, config: BuildConfig, say: Say, folds: int = 5) -> dict[str, Any]:

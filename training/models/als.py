@@ -29,6 +29,9 @@ class ALSConfig(BaseModel):
     iterations: int = Field(15, ge=1, le=200)
     weighting: Literal["binary", "rating"] = "rating"
     random_state: int = 0
+    # False: implicit's penalty, λ‖x‖². True: λ·n‖x‖² with n the user's number of movies, as
+    # Spark MLlib's ALS fits (ALS-WR); a fold-in must use the penalty the factors were fit with.
+    weighted_regularization: bool = False
 
 
 def confidence(ratings: np.ndarray, weighting: str, alpha: float, scale_max: float) -> np.ndarray:
@@ -43,9 +46,9 @@ class ALSModel:
         self.config = config
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-        # YᵀY + λI is shared by every fold-in; computed once.
-        yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
-        self._base = yty + config.regularization * np.eye(yty.shape[0])
+        # YᵀY is shared by every fold-in; computed once.
+        self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
+        self._eye = np.eye(self._yty.shape[0])
 
     @classmethod
     def fit(cls, confidence_matrix: sp.csr_matrix, config: ALSConfig, device: str = "cpu") -> ALSModel:
@@ -77,7 +80,8 @@ class ALSModel:
             return np.zeros(self.item_factors.shape[1], dtype=np.float32)
         y = self.item_factors[items].astype(np.float64)
         c = np.asarray(conf, dtype=np.float64)
-        a = self._base + (y.T * (c - 1.0)) @ y
+        penalty = self.config.regularization * (len(items) if self.config.weighted_regularization else 1)
+        a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
         return np.linalg.solve(a, b).astype(np.float32)
 

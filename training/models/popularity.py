@@ -23,10 +23,6 @@ def movie_stats(ratings: pd.DataFrame, movie_ids: np.ndarray, config: Popularity
     """Per movie (in `movie_ids` order): n_ratings, mean_rating, bayes_rating, trending."""
     grouped = ratings.groupby("movie_id")["rating"].agg(["count", "sum"])
     grouped = grouped.reindex(movie_ids, fill_value=0)
-    n = grouped["count"].to_numpy(np.float64)
-    total = grouped["sum"].to_numpy(np.float64)
-    global_mean = float(ratings["rating"].mean()) if len(ratings) else 0.0
-    prior = config.prior_weight or max(1.0, float(np.median(n[n > 0])) if (n > 0).any() else 1.0)
     now = int(ratings["timestamp"].max()) if len(ratings) else 0
     age_days = (now - ratings["timestamp"].to_numpy()) / 86_400.0
     recent = age_days <= config.trending_window_days
@@ -37,13 +33,35 @@ def movie_stats(ratings: pd.DataFrame, movie_ids: np.ndarray, config: Popularity
         .sum()
         .reindex(movie_ids, fill_value=0.0)
     )
+    global_mean = float(ratings["rating"].mean()) if len(ratings) else 0.0
+    return stats_from_sums(
+        movie_ids,
+        grouped["count"].to_numpy(np.float64),
+        grouped["sum"].to_numpy(np.float64),
+        trending.to_numpy(np.float64),
+        global_mean,
+        config,
+    )
+
+
+def stats_from_sums(
+    movie_ids: np.ndarray,
+    n: np.ndarray,
+    total: np.ndarray,
+    trending: np.ndarray,
+    global_mean: float,
+    config: PopularityConfig,
+) -> pd.DataFrame:
+    """The per-movie stats from per-movie sums (count, sum of ratings, decayed recent count),
+    however they were aggregated (pandas here, Spark in training.spark)."""
+    prior = config.prior_weight or max(1.0, float(np.median(n[n > 0])) if (n > 0).any() else 1.0)
     return pd.DataFrame(
         {
             "movie_id": movie_ids,
             "n_ratings": n.astype(np.int64),
             "mean_rating": np.divide(total, n, out=np.full_like(total, np.nan), where=n > 0),
             "bayes_rating": (total + prior * global_mean) / (n + prior),
-            "trending": trending.to_numpy(np.float64),
+            "trending": trending,
         }
     )
 
