@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 Step = Callable[[str], None]
 
 
+class Laps:
+    """Seconds per build stage for the manifest: `lap("name")` closes the stage under way."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
+
+
 @dataclass
 class RankingFit:
     ranker: Ranker
@@ -48,14 +61,8 @@ def build(
 ) -> Path:
     """Fit everything on `dataset` and write a bundle under `out`; returns its directory."""
     say = step or (lambda message: log.info(message))
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
+    lap = Laps()
+    timings = lap.timings
 
     ratings = dataset.ratings
     movie_index = IdIndex.of(dataset.movies["movie_id"])

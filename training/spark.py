@@ -18,7 +18,6 @@ sample) are read by the local loaders and handed to Spark as a DataFrame.
 from __future__ import annotations
 
 import hashlib
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ import scipy.sparse as sp
 from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, SparkSession
 
-from training.build import Fitted, write_tables_and_bundle
+from training.build import Fitted, Laps, write_tables_and_bundle
 from training.config import BuildConfig
 from training.datasets import DatasetError, load_dataset, registry
 from training.datasets.canonical import (
@@ -77,14 +76,8 @@ def build_spark(
 ) -> Path:
     """Read `data` with Spark, fit and aggregate there, and write a bundle under `out`."""
     say = step or (lambda message: None)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
+    lap = Laps()
+    timings = lap.timings
 
     say(f"spark {spark.version} at {spark.sparkContext.master}: reading {data}")
     source = read_source(spark, data)
