@@ -62,7 +62,6 @@ def build(
     """Fit everything on `dataset` and write a bundle under `out`; returns its directory."""
     say = step or (lambda message: log.info(message))
     lap = Laps()
-    timings = lap.timings
 
     ratings = dataset.ratings
     movie_index = IdIndex.of(dataset.movies["movie_id"])
@@ -108,7 +107,7 @@ def build(
         config,
         say,
         {"feedback": feedback, "device": config.device, "engine": "local"},
-        timings,
+        lap,
     )
 
 
@@ -134,18 +133,17 @@ def write_tables_and_bundle(
     config: BuildConfig,
     say: Step,
     extra: dict[str, Any],
-    timings: dict[str, float],
+    lap: Laps,
 ) -> Path:
     """Charts and similar movies from the fitted models, then the bundle and its manifest.
     Shared by every engine, so their bundles are alike."""
-    started = time.perf_counter()
     movies = fitted.movies.reset_index(drop=True).merge(fitted.stats, on="movie_id", how="left")
     chart_rows = charts(fitted.stats, movies["genres"])
     counts = np.diff(fitted.history.tocsc().indptr)
     positions, scores = similar_movies(
         fitted.ranker.als.item_factors, counts >= config.similar_min_ratings, config.similar_n
     )
-    timings["tables"] = round(time.perf_counter() - started, 3)
+    lap("tables")
     bundle = Bundle(
         path=out,
         manifest={},
@@ -174,7 +172,7 @@ def write_tables_and_bundle(
         },
         "metrics": {"validation": fitted.validation},
         **extra,
-        "timings_s": timings,
+        "timings_s": lap.timings,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     say("writing bundle")

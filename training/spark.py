@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,15 @@ def build_spark(
     """Read `data` with Spark, fit and aggregate there, and write a bundle under `out`."""
     say = step or (lambda message: None)
     lap = Laps()
-    timings = lap.timings
 
     say(f"spark {spark.version} at {spark.sparkContext.master}: reading {data}")
     source = read_source(spark, data)
     ratings = source.ratings.cache()
-    low, high, n_ratings = ratings.agg(sf.min("rating"), sf.max("rating"), sf.count("*")).first()  # type: ignore[misc]
+    totals = ratings.agg(
+        sf.min("rating"), sf.max("rating"), sf.count("*"), sf.avg("rating"), sf.max("timestamp")
+    ).first()
+    assert totals is not None
+    low, high, n_ratings, mean, now = totals
     if not n_ratings:
         raise DatasetError(f"{data}: no ratings found")
     scale = (float(low), float(high))
@@ -102,10 +106,12 @@ def build_spark(
     als = _fit_ranking(indexed, config, scale[1], len(user_index), len(movie_index))
     lap("ranking")
     say("rating model: biases by aggregation, explicit ALS on the residuals")
-    rating_model = _fit_rating(indexed, config, scale, len(user_index), len(movie_index), n_ratings)
+    rating_model = _fit_rating(
+        indexed, config, scale, float(mean), len(user_index), len(movie_index), n_ratings
+    )
     lap("rating")
     say("per-movie sums for the charts; collecting the ratings")
-    stats = _movie_stats(indexed, movie_index, config)
+    stats = _movie_stats(indexed, movie_index, config, float(mean), int(now))
     frame = indexed.select("u", "i", "rating").toPandas()
     history = sp.csr_matrix(
         (frame["rating"].to_numpy(np.float32), (frame["u"].to_numpy(), frame["i"].to_numpy())),
@@ -140,21 +146,19 @@ def build_spark(
             "engine": "spark",
             "spark": {"version": spark.version, "master": spark.sparkContext.master},
         },
-        timings,
+        lap,
     )
 
 
+@dataclass(frozen=True)
 class Source:
     """Ratings as a Spark DataFrame (user_id, movie_id, rating, timestamp), movies in pandas."""
 
-    def __init__(self, name: str, layout: str, ratings: DataFrame, movies: pd.DataFrame, checksum: str):
-        self.name, self.layout, self.ratings, self.movies, self.checksum = (
-            name,
-            layout,
-            ratings,
-            movies,
-            checksum,
-        )
+    name: str
+    layout: str
+    ratings: DataFrame
+    movies: pd.DataFrame
+    checksum: str
 
 
 def read_source(spark: SparkSession, data: str) -> Source:
@@ -178,13 +182,18 @@ def read_source(spark: SparkSession, data: str) -> Source:
     return Source(name, layout, ratings, movies, _listing_checksum(spark, ratings_path, movies_path))
 
 
-def _find(spark: SparkSession, base: str, names: list[str]) -> str | None:
+def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """A Hadoop Path and its file system: the same API for local paths and every URI Spark reads."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    configuration = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def _find(spark: SparkSession, base: str, names: list[str]) -> str | None:
     for name in names:
-        path = jvm.org.apache.hadoop.fs.Path(f"{base.rstrip('/')}/{name}")
-        if path.getFileSystem(configuration).exists(path):
+        path, filesystem = _hadoop_path(spark, f"{base.rstrip('/')}/{name}")
+        if filesystem.exists(path):
             return str(path.toString())
     return None
 
@@ -230,13 +239,10 @@ def _movies(spark: SparkSession, path: str | None, links: str | None) -> pd.Data
 
 def _listing_checksum(spark: SparkSession, *paths: str | None) -> str:
     """sha256 over the input files' names and sizes (hashing terabytes of content is not worth it)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    configuration = spark.sparkContext._jsc.hadoopConfiguration()
     digest = hashlib.sha256()
     for path in filter(None, paths):
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-        files = hadoop_path.getFileSystem(configuration).listFiles(hadoop_path, True)
+        hadoop_path, filesystem = _hadoop_path(spark, path)
+        files = filesystem.listFiles(hadoop_path, True)
         while files.hasNext():
             status = files.next()
             digest.update(f"{status.getPath().getName()}:{status.getLen()};".encode())
@@ -269,28 +275,34 @@ def _fit_ranking(
         update={"regularization": config.spark.ranking_regularization, "weighted_regularization": True}
     )
     weight = sf.col("rating") / scale_max if cfg.weighting == "rating" else sf.lit(1.0)
-    model = ALS(
+    users, items = _mllib_als(
+        indexed.withColumn("w", weight),
+        "w",
+        (n_users, n_movies),
         rank=cfg.factors,
         maxIter=cfg.iterations,
         regParam=cfg.regularization,
+        seed=cfg.random_state,
         alpha=cfg.alpha,
         implicitPrefs=True,
-        userCol="u",
-        itemCol="i",
-        ratingCol="w",
-        seed=cfg.random_state,
-    ).fit(indexed.withColumn("w", weight))
-    return ALSModel(
-        cfg,
-        _factors(model.userFactors, n_users, cfg.factors),
-        _factors(model.itemFactors, n_movies, cfg.factors),
     )
+    return ALSModel(cfg, users, items)
+
+
+def _mllib_als(
+    frame: DataFrame, rating_column: str, shape: tuple[int, int], **params: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit MLlib's ALS on (u, i, rating_column) and return dense user and movie factors."""
+    model = ALS(userCol="u", itemCol="i", ratingCol=rating_column, **params).fit(frame)
+    rank = params["rank"]
+    return _factors(model.userFactors, shape[0], rank), _factors(model.itemFactors, shape[1], rank)
 
 
 def _fit_rating(
     indexed: DataFrame,
     config: BuildConfig,
     scale: tuple[float, float],
+    mean: float,
     n_users: int,
     n_movies: int,
     n_ratings: int,
@@ -299,7 +311,6 @@ def _fit_rating(
     (ALS-WR, the penalty our rating model uses) on what the biases leave."""
     rating = config.rating
     cfg = rating.mf if n_ratings <= rating.large_ratings else rating.mf_large
-    mean = float(indexed.agg(sf.avg("rating")).first()[0])  # type: ignore[index]
     lam = cfg.bias_regularization
     item_bias = indexed.groupBy("i").agg(
         (sf.sum(sf.col("rating") - mean) / (sf.count("*") + lam)).alias("bi")
@@ -314,18 +325,16 @@ def _fit_rating(
     user_factors = np.zeros((n_users, cfg.factors), dtype=np.float32)
     item_factors = np.zeros((n_movies, cfg.factors), dtype=np.float32)
     if cfg.factors:
-        model = ALS(
+        user_factors, item_factors = _mllib_als(
+            residuals,
+            "residual",
+            (n_users, n_movies),
             rank=cfg.factors,
             maxIter=cfg.iterations,
             regParam=cfg.regularization,
-            implicitPrefs=False,
-            userCol="u",
-            itemCol="i",
-            ratingCol="residual",
             seed=cfg.random_state,
-        ).fit(residuals)
-        user_factors = _factors(model.userFactors, n_users, cfg.factors)
-        item_factors = _factors(model.itemFactors, n_movies, cfg.factors)
+            implicitPrefs=False,
+        )
     return RatingModel(
         cfg,
         mean,
@@ -343,10 +352,12 @@ def _dense(frame: pd.DataFrame, position: str, value: str, size: int) -> np.ndar
     return out
 
 
-def _movie_stats(indexed: DataFrame, movies: IdIndex, config: BuildConfig) -> pd.DataFrame:
-    """Count, sum and time-decayed recent count per movie, aggregated by Spark."""
+def _movie_stats(
+    indexed: DataFrame, movies: IdIndex, config: BuildConfig, mean: float, now: int
+) -> pd.DataFrame:
+    """Count, sum and time-decayed recent count per movie, aggregated by Spark; `now` is the
+    latest rating time, `mean` the global mean."""
     popularity = config.popularity
-    now, mean = indexed.agg(sf.max("timestamp"), sf.avg("rating")).first()  # type: ignore[misc]
     age_days = (sf.lit(now) - sf.col("timestamp")) / 86_400.0
     decayed = sf.when(
         age_days <= popularity.trending_window_days,
@@ -357,9 +368,5 @@ def _movie_stats(indexed: DataFrame, movies: IdIndex, config: BuildConfig) -> pd
         .agg(sf.count("*").alias("n"), sf.sum("rating").alias("total"), sf.sum(decayed).alias("trending"))
         .toPandas()
     )
-    columns: dict[str, Any] = {}
-    for name in ("n", "total", "trending"):
-        columns[name] = _dense(sums, "i", name, len(movies))
-    return stats_from_sums(
-        movies.ids, columns["n"], columns["total"], columns["trending"], float(mean), popularity
-    )
+    n, total, trending = (_dense(sums, "i", name, len(movies)) for name in ("n", "total", "trending"))
+    return stats_from_sums(movies.ids, n, total, trending, mean, popularity)

@@ -45,7 +45,6 @@ class FeedbackService:
         self.scale = scale
         self._stored: Cache[int, Stored] = per_user_cache(cache_size, cache_seconds)
         self._lock = threading.Lock()
-        self._generation = 0  # bumped by every write: a read that overlapped one is not cached
 
     async def stored(self, user_id: int) -> Stored | None:
         """The user's stored feedback; None when there is none or the database cannot be read
@@ -57,8 +56,10 @@ class FeedbackService:
         queries (ratings, grouped events); empty when the database cannot be read."""
         found: dict[int, Stored] = {}
         missing = []
+        # The recommender's generation is bumped by every write (see _changed): feedback read
+        # across a write is not cached.
+        generation = self.recommender.generation
         with self._lock:
-            generation = self._generation
             for user_id in set(user_ids):
                 cached = self._stored.get(user_id)
                 if cached is None:
@@ -74,7 +75,7 @@ class FeedbackService:
             log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
             return found
         with self._lock:
-            cacheable = generation == self._generation
+            cacheable = generation == self.recommender.generation
             for user_id in missing:
                 stored = self._as_positions(ratings.get(user_id, []), events.get(user_id, []))
                 if cacheable:
@@ -84,7 +85,8 @@ class FeedbackService:
         return found
 
     def _as_positions(self, ratings: Sequence[StoredRating], events: Sequence[tuple[int, str]]) -> Stored:
-        """Feedback by catalog position; feedback on movies no longer in the catalog is skipped."""
+        """Feedback by catalog position; feedback on movies no longer in the catalog is skipped.
+        Events follow training.signals' rule (its event_signals applies it to a whole table)."""
         index = self.catalog.index
         rated = index.positions(np.array([r.movie_id for r in ratings], dtype=np.int64))
         by_position = {int(p): r.rating for p, r in zip(rated, ratings, strict=True) if p >= 0}
@@ -135,10 +137,11 @@ class FeedbackService:
         return len(events)
 
     def _changed(self, user_id: int) -> None:
-        with self._lock:
-            self._generation += 1
-            self._stored.pop(user_id, None)
+        # Bump the generation first: a read that checks it after this sees the change and does
+        # not cache; one that cached before is dropped by the pop below.
         self.recommender.invalidate(user_id)
+        with self._lock:
+            self._stored.pop(user_id, None)
 
     def _count_error(self, operation: str) -> None:
         if self.metrics:

@@ -58,7 +58,9 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
 
 
 @pytest.fixture(scope="module")
-def bundles(spark: SparkSession, split: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def bundles(
+    spark: SparkSession, split: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Bundle, Bundle, Path]:
     directory, _ = split
     root = tmp_path_factory.mktemp("bundles")
     local = read_bundle(build(load_dataset(directory), root / "local", CONFIG))
