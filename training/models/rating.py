@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
@@ -121,9 +122,6 @@ class RatingModel:
         return cls(RatingConfig.model_validate(meta["config"]), meta["mean"], **arrays, scale=scale)
 
 
-_CHUNK_RATINGS = 2_000_000
-
-
 def _solve_side(
     matrix: sp.csr_matrix,
     mean: float,
@@ -133,83 +131,77 @@ def _solve_side(
     bias: np.ndarray,
     config: RatingConfig,
 ) -> None:
-    """Update every row of one side (users or items) against the other, in place.
+    """Update every row of one side (users or items) against the other, in place."""
+    _cg_side(
+        matrix.indptr,
+        matrix.indices,
+        matrix.data.astype(np.float64, copy=False),
+        mean,
+        other_factors,
+        other_bias,
+        factors,
+        bias,
+        config.regularization,
+        config.bias_regularization,
+        config.cg_steps,
+    )
 
-    Each row's normal equations (XᵀX + D) w = Xᵀt, with x = [q_j, 1] per rating, are solved
-    by a few conjugate-gradient steps warm-started from the current solution, the approach
-    `implicit` takes for implicit ALS: O(ratings · factors) per step instead of the
-    O(ratings · factors²) of forming every XᵀX, and vectorised over all rows at once.
-    Rows are processed in chunks of ratings to bound memory.
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _cg_side(
+    indptr, indices, data, mean, other_factors, other_bias, factors, bias, regularization, bias_reg, cg_steps
+):
+    """Each row's normal equations (XᵀX + D) w = Xᵀt, with x = [q_j, 1] and t = r - μ - b_j per
+    rating, solved by a few conjugate-gradient steps warm-started from the current solution:
+    the approach `implicit` takes for implicit ALS, O(ratings · factors) per step instead of the
+    O(ratings · factors²) of forming every XᵀX. Rows run in parallel; a row's ratings are read
+    straight from the CSR arrays, so nothing of size ratings x factors is ever allocated.
     """
-    indptr = matrix.indptr
-    n_rows = matrix.shape[0]
-    start = 0
-    while start < n_rows:
-        stop = int(np.searchsorted(indptr, indptr[start] + _CHUNK_RATINGS, side="right")) - 1
-        stop = min(max(stop, start + 1), n_rows)
-        _cg_rows(matrix, start, stop, mean, other_factors, other_bias, factors, bias, config)
-        start = stop
-
-
-def _cg_rows(
-    matrix: sp.csr_matrix,
-    start: int,
-    stop: int,
-    mean: float,
-    other_factors: np.ndarray,
-    other_bias: np.ndarray,
-    factors: np.ndarray,
-    bias: np.ndarray,
-    config: RatingConfig,
-) -> None:
-    lo, hi = matrix.indptr[start], matrix.indptr[stop]
-    cols = matrix.indices[lo:hi]
     k = other_factors.shape[1]
-    # float32 halves the memory traffic of these ratings x factors arrays, which is what the
-    # solve is bound by.
-    design = np.empty((hi - lo, k + 1), dtype=np.float32)
-    design[:, :k] = other_factors[cols]
-    design[:, k] = 1.0
-    target = (matrix.data[lo:hi] - mean - other_bias[cols]).astype(np.float32)
-    counts = np.diff(matrix.indptr[start : stop + 1])
-    owner = np.repeat(np.arange(stop - start), counts)
-    row_ptr = matrix.indptr[start : stop + 1] - lo
-    positions = np.arange(hi - lo)
-
-    def per_row_sum(weights: np.ndarray) -> np.ndarray:
-        """Σ_j weights_j x_j for every row, as one sparse x dense product (no ratings x k temporary)."""
-        weighting = sp.csr_matrix((weights, positions, row_ptr), shape=(stop - start, hi - lo))
-        return np.asarray(weighting @ design, dtype=np.float64)
-
-    penalty = np.empty((stop - start, k + 1))
-    penalty[:, :k] = (config.regularization * counts)[:, None]
-    penalty[:, k] = config.bias_regularization
-
-    def apply(w: np.ndarray) -> np.ndarray:
-        projected = np.einsum("nk,nk->n", design, w.astype(np.float32)[owner])
-        return per_row_sum(projected) + penalty * w
-
-    w = np.empty((stop - start, k + 1))
-    w[:, :k] = factors[start:stop]
-    w[:, k] = bias[start:stop]
-    residual = per_row_sum(target) - apply(w)
-    direction = residual.copy()
-    norm = np.einsum("nk,nk->n", residual, residual)
-    for _ in range(config.cg_steps):
-        if not norm.any():
-            break
-        step_dir = apply(direction)
-        curvature = np.einsum("nk,nk->n", direction, step_dir)
-        alpha = np.divide(norm, curvature, out=np.zeros_like(norm), where=curvature > 0)
-        w += alpha[:, None] * direction
-        residual -= alpha[:, None] * step_dir
-        new_norm = np.einsum("nk,nk->n", residual, residual)
-        beta = np.divide(new_norm, norm, out=np.zeros_like(norm), where=norm > 0)
-        direction = residual + beta[:, None] * direction
-        norm = new_norm
-    has_ratings = counts > 0
-    factors[start:stop][has_ratings] = w[has_ratings, :k]
-    bias[start:stop][has_ratings] = w[has_ratings, k]
+    for row in numba.prange(len(indptr) - 1):
+        lo, hi = indptr[row], indptr[row + 1]
+        if lo == hi:
+            continue
+        penalty = np.full(k + 1, regularization * (hi - lo))
+        penalty[k] = bias_reg
+        w = np.empty(k + 1)
+        w[:k] = factors[row]
+        w[k] = bias[row]
+        residual = -penalty * w
+        for idx in range(lo, hi):
+            j = indices[idx]
+            error = data[idx] - mean - other_bias[j] - w[k]
+            for f in range(k):
+                error -= other_factors[j, f] * w[f]
+            for f in range(k):
+                residual[f] += error * other_factors[j, f]
+            residual[k] += error
+        direction = residual.copy()
+        norm = (residual * residual).sum()
+        step = np.empty(k + 1)
+        for _ in range(cg_steps):
+            if norm <= 0.0:
+                break
+            step[:] = penalty * direction  # (XᵀX + D) · direction
+            for idx in range(lo, hi):
+                j = indices[idx]
+                projected = direction[k]
+                for f in range(k):
+                    projected += other_factors[j, f] * direction[f]
+                for f in range(k):
+                    step[f] += projected * other_factors[j, f]
+                step[k] += projected
+            curvature = (direction * step).sum()
+            if curvature <= 0.0:
+                break
+            alpha = norm / curvature
+            w += alpha * direction
+            residual -= alpha * step
+            new_norm = (residual * residual).sum()
+            direction = residual + (new_norm / norm) * direction
+            norm = new_norm
+        factors[row] = w[:k]
+        bias[row] = w[k]
 
 
 def _solve_one(y: np.ndarray, target: np.ndarray, config: RatingConfig) -> tuple[np.ndarray, float]:
