@@ -141,7 +141,10 @@ def write_tables_and_bundle(
     chart_rows = charts(fitted.stats, movies["genres"])
     counts = np.diff(fitted.history.tocsc().indptr)
     positions, scores = similar_movies(
-        fitted.ranker.als.item_factors, counts >= config.similar_min_ratings, config.similar_n
+        fitted.ranker.als.item_factors,
+        counts >= config.similar_min_ratings,
+        config.similar_n,
+        device="gpu" if config.device == "gpu" else "cpu",
     )
     lap("tables")
     bundle = Bundle(

@@ -101,11 +101,31 @@ def test_ease_weights_are_sparse_and_useful(matrix: sp.csr_matrix) -> None:
 def test_similar_movies_never_self_and_respects_candidates() -> None:
     factors = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [1.0, 0.05], [0.0, 0.0]], dtype=np.float32)
     allowed = np.array([True, True, True, False, True])
-    positions, scores = similar_movies(factors, allowed, n=2, batch=2)
+    positions, scores = similar_movies(factors, allowed, n=2)
     assert positions[0].tolist() == [1, 2]  # 3 is closer but not a candidate
     assert 0 not in positions[0]
     assert positions[4].tolist() == [-1, -1]  # zero vector: no neighbours
     assert scores[0, 0] >= scores[0, 1]
+    # More neighbours asked for than candidates exist: the rest is padding.
+    positions, scores = similar_movies(factors, allowed, n=6)
+    assert positions[0].tolist() == [1, 2, -1, -1, -1, -1]  # 4 is a zero vector
+    assert scores[0, 2:].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_similar_movies_match_brute_force_cosine(n: int) -> None:
+    rng = np.random.default_rng(3)
+    factors = rng.normal(size=(300, 8)).astype(np.float32)
+    allowed = rng.random(300) < 0.7
+    positions, scores = similar_movies(factors, allowed, n=n)
+    unit = factors / np.linalg.norm(factors, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    cosine[:, ~allowed] = -np.inf
+    np.fill_diagonal(cosine, -np.inf)
+    expected = np.sort(cosine, axis=1)[:, ::-1][:, :n]
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    chosen = np.take_along_axis(cosine, positions, axis=1)
+    np.testing.assert_allclose(chosen, expected, atol=1e-5)
 
 
 def test_popularity_charts() -> None:
