@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     OPENBLAS_NUM_THREADS=1 \
     ARTIFACTS_DIR=/app/artifacts \
     DATABASE_URL=sqlite+aiosqlite:////app/data/cinerec.db \
-    MIGRATE_ON_START=true
+    MIGRATE_ON_START=true \
+    NUMBA_CACHE_DIR=/app/.cache/numba
 
 # implicit's OpenMP runtime
 RUN apt-get update -qq \
@@ -29,13 +30,15 @@ COPY migrations/ migrations/
 COPY alembic.ini docker/entrypoint.sh ./
 
 RUN useradd --system --uid 10001 --home-dir /app cinerec \
-    && mkdir -p /app/artifacts /app/data \
-    && chown -R cinerec /app/artifacts /app/data \
+    && mkdir -p /app/artifacts /app/data /app/.cache/numba \
+    && chown -R cinerec /app/artifacts /app/data /app/.cache \
     && chmod +x /app/entrypoint.sh
 USER cinerec
+# numba's machine code for the kernels, compiled once here instead of in every new container
+RUN python -m training.jit
 
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"
+    CMD python -c "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'); sys.exit(urllib.request.urlopen(url, timeout=2).status != 200)"
 ENTRYPOINT ["/app/entrypoint.sh"]
 CMD ["serve"]

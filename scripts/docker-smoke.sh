@@ -66,8 +66,10 @@ chmod -R a+rX "$WORK/data"
 echo "running the container (host network, port $PORT)"
 docker run -d --name "$CONTAINER" --network host -e PORT="$PORT" -e BUILD_DATA=/data/ml-mini \
     -v "$WORK/data:/data:ro" cinerec:smoke >/dev/null
-for _ in $(seq 120); do
+running() { [ "$(docker inspect --format '{{.State.Running}}' "$CONTAINER")" = true ]; }
+for _ in $(seq 180); do
     curl -sf "127.0.0.1:$PORT/health" >/dev/null && break
+    running || break
     sleep 1
 done
 curl -sf "127.0.0.1:$PORT/health" | grep -q '"status":"ok"' || { docker logs "$CONTAINER"; exit 1; }
@@ -75,5 +77,11 @@ items=$(curl -sf "127.0.0.1:$PORT/users/2/recommendations?k=5" | python3 -c 'imp
 [ "$items" = 5 ] || { echo "expected 5 recommendations, got $items"; docker logs "$CONTAINER"; exit 1; }
 user=$(docker exec "$CONTAINER" id -u)
 [ "$user" != 0 ] || { echo "the container runs as root"; exit 1; }
-health=$(docker inspect --format '{{.State.Health.Status}}' "$CONTAINER")
-echo "docker smoke test passed: /health ok, 5 recommendations, uid $user, healthcheck $health"
+# The image's own HEALTHCHECK (first probe 15 s after start) must report healthy.
+for _ in $(seq 60); do
+    health=$(docker inspect --format '{{.State.Health.Status}}' "$CONTAINER")
+    [ "$health" = starting ] || break
+    sleep 1
+done
+[ "$health" = healthy ] || { echo "HEALTHCHECK says $health"; docker inspect --format '{{json .State.Health}}' "$CONTAINER"; exit 1; }
+echo "docker smoke test passed: /health ok, 5 recommendations, uid $user, HEALTHCHECK $health"

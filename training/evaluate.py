@@ -26,7 +26,7 @@ from training.config import BuildConfig
 from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
 from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_lists
-from training.models.knn import ItemKNN, SparseLookup
+from training.models.knn import ItemKNN
 from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingModel
 
@@ -169,7 +169,6 @@ def _rating_predictions(
     offset: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Predictions of every rating model on the same pairs: mean, MF, kNN and the served blend."""
-    lookup = SparseLookup(train)
     mean = float(train.data.mean())
     served = RatingPredictor.fit(train, config, scale, offset)
     mf = served.mf if served.knn is not None else RatingModel.fit(train, config.mf, scale)
@@ -177,8 +176,8 @@ def _rating_predictions(
     return {
         "global_mean": np.full(len(users), mean),
         "biased_mf": mf.predict(users, items),
-        "item_knn": np.clip(knn.predict(users, items, lookup), *scale),
-        "served": served.predict(users, items, lookup),
+        "item_knn": np.clip(knn.predict(users, items, train), *scale),
+        "served": served.predict(users, items, train),
     }
 
 

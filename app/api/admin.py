@@ -7,13 +7,14 @@ import logging
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from app.api.common import JSONRoute
 from app.deps import Services, ServicesDep
 from app.errors import BundleRejected
 from app.schemas import ErrorBody, Reloaded
 from app.security import require_key
 from training.bundle import BundleError, read_bundle
 
-router = APIRouter(tags=["admin"], dependencies=[Depends(require_key)])
+router = APIRouter(route_class=JSONRoute, tags=["admin"], dependencies=[Depends(require_key)])
 log = logging.getLogger("cinerec")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.common import JSONRoute
 from app.deps import ServicesDep
 from app.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=JSONRoute, tags=["health"])
 
 
 @router.get("/health", response_model=Health, summary="Service status and the loaded model")

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.common import NOT_FOUND, FiltersDep, GenreQuery, KQuery, YearFrom, YearTo
+from app.api.common import NOT_FOUND, FiltersDep, GenreQuery, JSONRoute, KQuery, YearFrom, YearTo
 from app.deps import ServicesDep
 from app.schemas import Genre, GenreList, Movie, MovieList, MoviePage, SimilarMovies
 from app.services.catalog import Filters
 
-router = APIRouter(tags=["movies"])
+router = APIRouter(route_class=JSONRoute, tags=["movies"])
 # Lookups over precomputed tables are constant time and run on the event loop; title search
 # scans the catalog and stays a plain `def` (thread pool).
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from app.api.common import JSONRoute
 from app.api.users import UserPath
 from app.deps import ServicesDep
 from app.schemas import ErrorBody, EventsBody, EventsStored, RatingsBody, RatingsPage, StoredRatings
 from app.security import require_key
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(route_class=JSONRoute, tags=["feedback"])
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 WRITE_ERRORS: dict[int | str, dict] = {
     400: {"description": "The body is not valid JSON."},

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import FiltersDep, KQuery
+from app.api.common import FiltersDep, JSONRoute, KQuery
 from app.deps import ServicesDep
 from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
 from app.services.home import home_page
 
-router = APIRouter(tags=["users"])
+router = APIRouter(route_class=JSONRoute, tags=["users"])
 UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])]
 
 

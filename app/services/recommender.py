@@ -20,7 +20,6 @@ from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
 from training.interactions import IdIndex
 from training.metrics import top_k
-from training.models.knn import SparseLookup
 
 RANKING_DEPTH = 500  # movies kept per cached user ranking; deeper filters score in full
 
@@ -90,8 +89,7 @@ class Recommender:
         self.catalog = catalog
         self.ranker = bundle.ranker
         self.users = IdIndex(bundle.user_ids)
-        self.history = bundle.history.tocsr()
-        self.ratings_lookup = SparseLookup(self.history)
+        self.history = bundle.history.tocsr().sorted_indices()
         # Per-user rankings, computed on first use; the feedback work invalidates on writes.
         self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
@@ -101,6 +99,8 @@ class Recommender:
         self._unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
         scale = bundle.manifest["dataset"]["rating_scale"]
         self.scale = (float(scale[0]), float(scale[1]))
+        # Compile the prediction kernels (or load them from numba's cache) now, not on a request.
+        bundle.rating_model.predict(np.zeros(1, np.int64), np.zeros(1, np.int64), self.history)
 
     # users ---------------------------------------------------------------------------------
     def user_row(self, user_id: int) -> int:
@@ -330,7 +330,7 @@ class Recommender:
         users = self.users.positions(user_ids)
         movies = self.catalog.index.positions(movie_ids)
         model = self.bundle.rating_model
-        ratings = model.predict(users, movies, self.ratings_lookup)
+        ratings = model.predict(users, movies, self.history)
         known_user = users >= 0
         for user_id, feedback in (stored or {}).items():
             if not feedback.ratings:

@@ -204,6 +204,22 @@ class TestVisitor:
         ).status_code == 422
         assert (await client.post("/predictions", content=b"\xff\x00not json")).status_code in (400, 422)
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"pairs": [{"user_id": 1, "movie_id": 2}',
+            b'{"pairs": NaN}',
+            b'{"pairs": [{"user_id": 1e999}]}',
+            b"",
+        ],
+    )
+    async def test_malformed_json_is_422(self, client: httpx.AsyncClient, body: bytes) -> None:
+        response = await client.post(
+            "/predictions", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert "body" in str(response.json()["detail"])
+
     async def test_unknown_movie_in_body(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/recommendations", json={"liked": [1, 9999]})
         assert response.status_code == 422

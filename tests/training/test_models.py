@@ -13,7 +13,7 @@ from tests.conftest import synthetic_ratings
 from training.interactions import IdIndex, user_item_matrix
 from training.models.als import ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
-from training.models.knn import ItemKNN, KNNConfig, SparseLookup
+from training.models.knn import ItemKNN, KNNConfig
 from training.models.popularity import PopularityConfig, charts, movie_stats
 from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingConfig, RatingModel
@@ -158,38 +158,57 @@ class TestItemKNN:
         assert len(nbrs) > 0
         assert 1 not in nbrs
         assert np.mean(nbrs % 2 == 1) > 0.7
-        lookup = SparseLookup(matrix)
-        liked, disliked = knn.predict(np.array([1, 1]), np.array([3, 2]), lookup)
+        liked, disliked = knn.predict(np.array([1, 1]), np.array([3, 2]), matrix)
         assert liked > disliked
         knn.save(tmp_path)
         again = ItemKNN.load(tmp_path)
         np.testing.assert_array_equal(
-            again.predict(np.array([1]), np.array([3]), lookup),
-            knn.predict(np.array([1]), np.array([3]), lookup),
+            again.predict(np.array([1]), np.array([3]), matrix),
+            knn.predict(np.array([1]), np.array([3]), matrix),
         )
 
     def test_unknown_user_and_movie_get_baselines(self, matrix: sp.csr_matrix) -> None:
         knn = ItemKNN.fit(matrix, KNNConfig())
-        pred = knn.predict(np.array([-1, 0]), np.array([0, -1]), SparseLookup(matrix))
+        pred = knn.predict(np.array([-1, 0]), np.array([0, -1]), matrix)
         assert pred[0] == pytest.approx(knn.mean + knn.item_bias[0], abs=1e-5)
         assert pred[1] == pytest.approx(knn.mean + knn.user_bias[0], abs=1e-5)
 
 
-@pytest.mark.parametrize("dense_limit", [0, 10**6])
-def test_sparse_lookup(monkeypatch: pytest.MonkeyPatch, dense_limit: int) -> None:
-    monkeypatch.setattr(SparseLookup, "DENSE_LIMIT", dense_limit)
-    matrix = sp.csr_matrix(np.array([[0, 2.0, 0], [3.5, 0, 4.0]]))
-    lookup = SparseLookup(matrix)
-    assert (lookup.dense is not None) == (dense_limit > 0)
-    found, values = lookup(np.array([[0], [1], [-1]]), np.array([[1, 2], [2, -1], [0, 0]]))
-    assert found.tolist() == [[True, False], [True, False], [False, False]]
-    assert values.tolist() == [[2.0, 0.0], [4.0, 0.0], [0.0, 0.0]]
-
-
-def test_sparse_lookup_keeps_exact_values_off_the_half_star_grid() -> None:
-    lookup = SparseLookup(sp.csr_matrix(np.array([[0.0, 3.14]])))
-    assert lookup.dense is None
-    assert lookup(np.array([0]), np.array([1]))[1].tolist() == pytest.approx([3.14])
+def test_knn_prediction_matches_its_definition(matrix: sp.csr_matrix) -> None:
+    """The compiled kernel against the formula, pair by pair in plain Python."""
+    config = KNNConfig(keep=12, neighbours=3)
+    knn = ItemKNN.fit(matrix, config)
+    rng = np.random.default_rng(5)
+    users = rng.integers(-1, matrix.shape[0], 200)
+    items = rng.integers(-1, matrix.shape[1], 200)
+    got = knn.predict(users, items, matrix)
+    # Rows whose column indices are not sorted give the same predictions.
+    unsorted = matrix.copy()
+    for row in range(unsorted.shape[0]):
+        lo, hi = unsorted.indptr[row], unsorted.indptr[row + 1]
+        unsorted.indices[lo:hi] = unsorted.indices[lo:hi][::-1].copy()
+        unsorted.data[lo:hi] = unsorted.data[lo:hi][::-1].copy()
+    unsorted.has_sorted_indices = False
+    np.testing.assert_array_equal(knn.predict(users, items, unsorted), got)
+    dense = matrix.toarray()
+    with_neighbours = 0
+    for user, item, value in zip(users, items, got, strict=True):
+        user_bias = knn.user_bias[user] if user >= 0 else 0.0
+        base = knn.mean + user_bias + (knn.item_bias[item] if item >= 0 else 0.0)
+        total = weighted = 0.0
+        if user >= 0 and item >= 0:
+            rated = [
+                (j, s)
+                for j, s in zip(knn.neighbours[item], knn.similarities[item], strict=True)
+                if j >= 0 and s > 0 and dense[user, j] != 0
+            ][: config.neighbours]
+            for j, s in rated:
+                total += s
+                weighted += s * (dense[user, j] - knn.mean - user_bias - knn.item_bias[j])
+        expected = base + (weighted / total if total else 0.0)
+        assert value == pytest.approx(expected, abs=1e-4)
+        with_neighbours += total > 0
+    assert with_neighbours > 100  # most pairs really go through the neighbourhood
 
 
 def test_predictor_blend_round_trip(matrix: sp.csr_matrix, tmp_path: Path) -> None:
@@ -201,11 +220,10 @@ def test_predictor_blend_round_trip(matrix: sp.csr_matrix, tmp_path: Path) -> No
     assert predictor.weights[1] != 0
     predictor.save(tmp_path)
     again = RatingPredictor.load(tmp_path)
-    lookup = SparseLookup(matrix)
     users, items = np.array([1, 2, -1]), np.array([3, 4, 5])
-    np.testing.assert_allclose(again.predict(users, items, lookup), predictor.predict(users, items, lookup))
+    np.testing.assert_allclose(again.predict(users, items, matrix), predictor.predict(users, items, matrix))
     assert (
-        (predictor.predict(users, items, lookup) >= 0.5) & (predictor.predict(users, items, lookup) <= 5)
+        (predictor.predict(users, items, matrix) >= 0.5) & (predictor.predict(users, items, matrix) <= 5)
     ).all()
 
 
@@ -214,9 +232,8 @@ def test_predictor_serves_mf_alone_on_little_data(matrix: sp.csr_matrix) -> None
         matrix, PredictorConfig(mf=RatingConfig(factors=4, iterations=3)), (0.5, 5.0)
     )
     assert predictor.knn is None  # 720 ratings: too few held out to trust blend weights
-    lookup = SparseLookup(matrix)
     np.testing.assert_allclose(
-        predictor.predict(np.array([1]), np.array([3]), lookup),
+        predictor.predict(np.array([1]), np.array([3]), matrix),
         predictor.mf.predict(np.array([1]), np.array([3])),
     )
 
@@ -246,7 +263,7 @@ def test_predictor_predict_for_a_history_matches_the_trained_user(matrix: sp.csr
     predictor = RatingPredictor.fit(matrix, config, (0.5, 5.0))
     row = matrix[1]
     items = np.arange(40)
-    trained = predictor.predict(np.full(40, 1), items, SparseLookup(matrix))
+    trained = predictor.predict(np.full(40, 1), items, matrix)
     folded = predictor.predict_for(row.indices, row.data, items)
     assert np.abs(trained - folded).max() < 0.3
     assert np.corrcoef(trained, folded)[0, 1] > 0.9

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,9 +66,9 @@ class ItemKNN:
         neighbours, sims = _neighbours(residual, eligible, n_items, config)
         return cls(config, mean, user_bias, item_bias, neighbours, sims)
 
-    def predict(self, users: np.ndarray, items: np.ndarray, history: SparseLookup) -> np.ndarray:
-        """Predictions for row/column positions (-1 = unknown user or movie); `history` looks up
-        the users' ratings (rows as in `users`)."""
+    def predict(self, users: np.ndarray, items: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Predictions for row/column positions (-1 = unknown user or movie); `history` is the
+        users x movies CSR of their ratings (rows as in `users`)."""
         users = np.asarray(users, dtype=np.int64)
         known_u = (users >= 0) & (users < len(self.user_bias))
         user_bias = np.where(known_u, self.user_bias[np.where(known_u, users, 0)], 0.0)
@@ -84,30 +85,29 @@ class ItemKNN:
         row = sp.csr_matrix((ratings, positions, [0, len(positions)]), shape=(1, len(self.item_bias)))
         items = np.asarray(items, dtype=np.int64)
         zeros = np.zeros(len(items), dtype=np.int64)
-        return self._predict(zeros, np.full(len(items), bias), items, SparseLookup(row))
+        return self._predict(zeros, np.full(len(items), bias), items, row)
 
     def _predict(
-        self, users: np.ndarray, user_bias: np.ndarray, items: np.ndarray, history: SparseLookup
+        self, users: np.ndarray, user_bias: np.ndarray, items: np.ndarray, history: sp.csr_matrix
     ) -> np.ndarray:
         items = np.asarray(items, dtype=np.int64)
         known_i = items >= 0
-        i = np.where(known_i, items, 0)
         user_base = self.mean + user_bias
-        base = user_base + np.where(known_i, self.item_bias[i], 0.0)
-        neighbours = self.neighbours[i]
-        rated, values = history(users[:, None], neighbours)  # unknown neighbours (-1) are never found
-        weights = self.similarities[i] * rated
-        weights[~known_i] = 0.0
-        # only the `neighbours` most similar movies the user rated count (lists are sorted)
-        weights[np.cumsum(weights > 0, axis=1, dtype=np.int32) > self.config.neighbours] = 0.0
-        weights = np.maximum(weights, 0.0)
-        total = weights.sum(axis=1, dtype=np.float64)
-        # Σ w (r_uj - b_uj) with b_uj = μ + b_u + b_j, without a pairs x neighbours baseline array
-        weighted = (weights * (values - self.item_bias[np.maximum(neighbours, 0)])).sum(
-            axis=1, dtype=np.float64
+        base = user_base + np.where(known_i, self.item_bias[np.where(known_i, items, 0)], 0.0)
+        history = history.tocsr()
+        offsets = _neighbourhood_offsets(
+            np.asarray(users, dtype=np.int64),
+            items,
+            np.asarray(user_base, dtype=np.float64),
+            self.neighbours,
+            self.similarities,
+            self.item_bias,
+            history.indptr,
+            history.indices,
+            history.data.astype(np.float64, copy=False),
+            self.config.neighbours,
         )
-        offset = np.divide(weighted - user_base * total, total, out=np.zeros_like(total), where=total > 0)
-        return (base + offset).astype(np.float32)
+        return (base + offsets).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         save_model(
@@ -177,48 +177,44 @@ def _neighbours(
     return neighbours, sims
 
 
-class SparseLookup:
-    """Vectorised `matrix[rows, cols]` lookups on a CSR matrix: (found, value) arrays.
+@numba.njit(cache=True)
+def _neighbourhood_offsets(
+    users, items, user_base, neighbours, similarities, item_bias, indptr, indices, data, max_neighbours
+):
+    """Σ_j s_ij (r_uj - b_uj) / Σ_j s_ij per (user, movie) pair, over the `max_neighbours` most
+    similar movies the user rated (neighbour lists are sorted by similarity); 0 when none was.
 
-    Small matrices are held dense (NaN = no entry), so a lookup is one gather; larger ones
-    keep the sorted keys row * n_cols + col and each lookup is a searchsorted.
+    Pairs are visited grouped by user: the user's ratings are spread once into a movie-indexed
+    scratch row (stamped with the group, so nothing is ever cleared), and each neighbour is then
+    one array read. Serial: a request's pairs are few, and the service calls it from threads.
     """
-
-    DENSE_LIMIT = 50_000_000  # entries; held as one byte each (half-star steps), else float32
-
-    def __init__(self, matrix: sp.csr_matrix):
-        matrix = matrix.tocsr()
-        matrix.sort_indices()
-        self.shape = matrix.shape
-        self.dense: np.ndarray | None = None
-        doubled = matrix.data * 2
-        # Ratings in half-star steps (every MovieLens and Netflix scale) fit in one byte as
-        # 2 x rating, 0 = no rating: a 6 MB table for ml-latest-small, gathered from cache.
-        if (
-            matrix.shape[0] * matrix.shape[1] <= self.DENSE_LIMIT
-            and np.array_equal(doubled, np.round(doubled))
-            and (doubled.min(initial=1) >= 1)
-            and (doubled.max(initial=1) <= 255)
-        ):
-            dense = np.zeros(matrix.shape, dtype=np.uint8)
-            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-            dense[rows, matrix.indices] = doubled.astype(np.uint8)
-            self.dense = dense.ravel()
-        entry_rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-        self.keys = entry_rows * self.shape[1] + matrix.indices
-        self.values = matrix.data
-
-    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows_b, cols_b = np.broadcast_arrays(rows, cols)
-        valid = (rows_b >= 0) & (rows_b < self.shape[0]) & (cols_b >= 0) & (cols_b < self.shape[1])
-        if self.dense is not None:
-            flat = rows_b.astype(np.int64) * self.shape[1] + cols_b
-            codes = np.take(self.dense, flat, mode="clip")  # out-of-range ids masked by `valid`
-            found = valid & (codes > 0)
-            return found, np.where(found, codes * np.float32(0.5), np.float32(0.0))
-        if len(self.keys) == 0:
-            return np.zeros(rows_b.shape, dtype=bool), np.zeros(rows_b.shape)
-        wanted = rows_b.astype(np.int64) * self.shape[1] + np.maximum(cols_b, 0)
-        pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        found = (self.keys[pos] == wanted) & valid
-        return found, np.where(found, self.values[pos], 0.0)
+    out = np.zeros(len(items))
+    n_users = len(indptr) - 1
+    stamp = np.full(len(item_bias), -1, dtype=np.int64)
+    rating = np.zeros(len(item_bias))
+    current = -1
+    for p in np.argsort(users, kind="mergesort"):
+        user, item = users[p], items[p]
+        if item < 0 or user < 0 or user >= n_users:
+            continue
+        if user != current:
+            current = user
+            for at in range(indptr[user], indptr[user + 1]):
+                stamp[indices[at]] = user
+                rating[indices[at]] = data[at]
+        total = 0.0
+        weighted = 0.0
+        used = 0
+        for n in range(neighbours.shape[1]):
+            neighbour = neighbours[item, n]
+            similarity = similarities[item, n]
+            if neighbour < 0 or similarity <= 0.0 or stamp[neighbour] != user:
+                continue
+            total += similarity
+            weighted += similarity * (rating[neighbour] - item_bias[neighbour])
+            used += 1
+            if used == max_neighbours:
+                break
+        if total > 0.0:
+            out[p] = (weighted - user_base[p] * total) / total
+    return out

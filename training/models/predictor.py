@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.models.knn import ItemKNN, KNNConfig, SparseLookup
+from training.models.knn import ItemKNN, KNNConfig
 from training.models.rating import RatingConfig, RatingModel
 
 
@@ -73,7 +73,7 @@ class RatingPredictor:
         weights = _blend_weights(ratings, config, scale)
         return cls(mf, ItemKNN.fit(ratings, config.knn), weights, scale, offset)
 
-    def predict(self, users: np.ndarray, items: np.ndarray, history: SparseLookup) -> np.ndarray:
+    def predict(self, users: np.ndarray, items: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Predictions for user/movie positions (-1 = unknown); `history` holds the users' ratings."""
         blended = self.mf.predict(users, items).astype(np.float64)
         if self.knn is not None:
@@ -128,7 +128,7 @@ def _blend_weights(ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple
     knn = ItemKNN.fit(train, config.knn)
     users, items, actual = coo.row[held], coo.col[held], coo.data[held]
     features = np.column_stack(
-        [np.ones(len(actual)), mf.predict(users, items), knn.predict(users, items, SparseLookup(train))]
+        [np.ones(len(actual)), mf.predict(users, items), knn.predict(users, items, train)]
     )
     weights, *_ = np.linalg.lstsq(features, actual, rcond=None)
     return weights
