@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import orjson
 from fastapi import APIRouter
@@ -44,8 +46,8 @@ def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict
     "from what is known (biases, global mean).",
 )
 async def predictions(body: PredictionRequest, services: ServicesDep) -> Response:
-    users = np.fromiter((p["user_id"] for p in body.pairs), dtype=np.int64, count=len(body.pairs))
-    movies = np.fromiter((p["movie_id"] for p in body.pairs), dtype=np.int64, count=len(body.pairs))
+    users = np.fromiter(map(itemgetter("user_id"), body.pairs), dtype=np.int64, count=len(body.pairs))
+    movies = np.fromiter(map(itemgetter("movie_id"), body.pairs), dtype=np.int64, count=len(body.pairs))
     stored = await services.feedback.stored_many(np.unique(users).tolist())
     result = await run_in_threadpool(services.recommender.predict, users, movies, stored)
     columns = zip(
