@@ -72,35 +72,32 @@ class FeedbackRepository:
             )
             return [StoredRating.from_row(*row) for row in rows], int(total or 0)
 
-    async def ratings_of_users(self, user_ids: Sequence[int]) -> dict[int, list[StoredRating]]:
-        """Stored ratings of many users in one query (users without any are left out)."""
-        result: dict[int, list[StoredRating]] = {}
+    async def feedback_of_users(
+        self, user_ids: Sequence[int]
+    ) -> tuple[dict[int, list[StoredRating]], dict[int, list[tuple[int, str]]]]:
+        """Stored ratings and the distinct (movie, kind) pairs of the events of many users, in
+        two queries on one connection (users without any are left out)."""
+        ratings: dict[int, list[StoredRating]] = {}
+        events: dict[int, list[tuple[int, str]]] = {}
         if not user_ids:
-            return result
+            return ratings, events
+        users = list(user_ids)
         async with self.sessions() as session:
             rows = await session.execute(
                 select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at).where(
-                    Rating.user_id.in_(list(user_ids))
+                    Rating.user_id.in_(users)
                 )
             )
             for user_id, movie_id, rating, rated_at in rows:
-                result.setdefault(user_id, []).append(StoredRating.from_row(movie_id, rating, rated_at))
-        return result
-
-    async def event_kinds_of_users(self, user_ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
-        """The distinct (movie, kind) pairs of many users' events, in one grouped query."""
-        result: dict[int, list[tuple[int, str]]] = {}
-        if not user_ids:
-            return result
-        async with self.sessions() as session:
-            rows = await session.execute(
+                ratings.setdefault(user_id, []).append(StoredRating.from_row(movie_id, rating, rated_at))
+            kinds = await session.execute(
                 select(Event.user_id, Event.movie_id, Event.kind)
-                .where(Event.user_id.in_(list(user_ids)))
+                .where(Event.user_id.in_(users))
                 .group_by(Event.user_id, Event.movie_id, Event.kind)
             )
-            for user_id, movie_id, kind in rows:
-                result.setdefault(user_id, []).append((movie_id, kind))
-        return result
+            for user_id, movie_id, kind in kinds:
+                events.setdefault(user_id, []).append((movie_id, kind))
+        return ratings, events
 
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime]]) -> None:
         async with self.sessions.begin() as session:

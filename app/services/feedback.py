@@ -69,8 +69,7 @@ class FeedbackService:
         if not missing:
             return found
         try:
-            ratings = await self.repository.ratings_of_users(missing)
-            events = await self.repository.event_kinds_of_users(missing)
+            ratings, events = await self.repository.feedback_of_users(missing)
         except DB_ERRORS as exc:
             log.warning("feedback database unavailable, serving from the bundle: %s", exc.__class__.__name__)
             return found
