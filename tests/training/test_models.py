@@ -87,6 +87,18 @@ class TestRatingModel:
         assert model.predict_for(lover, bias, item)[0] > model.predict_for(hater, bias_h, item)[0]
 
 
+def test_ease_matches_the_closed_form() -> None:
+    """B = I - P diag(1/diag P), P = (XᵀX + λI)⁻¹ (Steck 2019), against a float64 numpy inverse."""
+    rng = np.random.default_rng(4)
+    binary = sp.csr_matrix((rng.random((60, 25)) < 0.3).astype(np.float32))
+    weights = fit_ease(binary, EASEConfig(regularization=7.0, min_count=1, keep=1000)).toarray()
+    x = binary.toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 7.0 * np.eye(25))
+    expected = -p / np.diag(p)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(weights, expected, atol=1e-5)
+
+
 def test_ease_weights_are_sparse_and_useful(matrix: sp.csr_matrix) -> None:
     binary = matrix.copy()
     binary.data[:] = 1
