@@ -42,9 +42,9 @@ migrate: install
 serve: migrate
 	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
-# wrk against a served bundle: make load [ARTIFACTS_DIR=...] [SECONDS=30]
+# wrk against a served bundle: make load [ARTIFACTS_DIR=...] [SECONDS=60]
 load: install
-	bench/load.sh $(ARTIFACTS_DIR) $(or $(SECONDS),30)
+	bench/load.sh $(ARTIFACTS_DIR) $(or $(SECONDS),60)
 
 test: install spark lint typecheck pytest
 
