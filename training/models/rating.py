@@ -52,7 +52,7 @@ class RatingModel:
     @classmethod
     def fit(cls, ratings: sp.csr_matrix, config: RatingConfig, scale: tuple[float, float]) -> RatingModel:
         """Fit on a users x items CSR of ratings (stored zeros are not ratings)."""
-        by_user = ratings.tocsr()
+        by_user = ratings.tocsr().astype(np.float64)  # the kernel's ratings dtype, converted once
         by_user.eliminate_zeros()
         by_item = by_user.T.tocsr()
         n_users, n_items = by_user.shape
@@ -135,7 +135,7 @@ def _solve_side(
     _cg_side(
         matrix.indptr,
         matrix.indices,
-        matrix.data.astype(np.float64, copy=False),
+        matrix.data,
         mean,
         other_factors,
         other_bias,
