@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +13,7 @@ from app.metrics import Metrics
 from app.services.catalog import Catalog
 from app.services.feedback import FeedbackService
 from app.services.home import HomeConfig
+from app.services.locks import KeyedLocks
 from app.services.recommender import Recommender
 from training.bundle import Bundle
 
@@ -24,6 +25,8 @@ class Services:
     recommender: Recommender
     home: HomeConfig
     feedback: FeedbackService
+    # One ranking computation per user at a time (see KeyedLocks).
+    users_in_flight: KeyedLocks = field(default_factory=KeyedLocks)
 
     @classmethod
     def create(

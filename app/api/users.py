@@ -26,12 +26,18 @@ UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own
 async def recommendations(
     user_id: UserPath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10
 ) -> dict:
-    # A cached ranking answers on the event loop; scoring runs in the thread pool.
+    # A cached ranking answers on the event loop; scoring runs in the thread pool, once per user
+    # however many requests for them arrive together (the others then read the cache).
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
-        since = services.recommender.generation
-        stored = await services.feedback.stored(user_id)
-        result = await run_in_threadpool(services.recommender.for_user, user_id, k, filters, stored, since)
+        async with services.users_in_flight(user_id):
+            result = services.recommender.cached_for_user(user_id, k, filters, count=False)
+            if result is None:
+                since = services.recommender.generation
+                stored = await services.feedback.stored(user_id)
+                result = await run_in_threadpool(
+                    services.recommender.for_user, user_id, k, filters, stored, since
+                )
     return result
 
 
@@ -59,7 +65,8 @@ async def because_you_watched(
     "no movie appears twice and rows with nothing to show are left out.",
 )
 async def home(user_id: UserPath, services: ServicesDep) -> dict:
-    since = services.recommender.generation
-    stored = await services.feedback.stored(user_id)
-    rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, stored, since)
+    async with services.users_in_flight(user_id):  # the page's ranking is computed once, as above
+        since = services.recommender.generation
+        stored = await services.feedback.stored(user_id)
+        rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, stored, since)
     return {"user_id": user_id, "rows": rows}

@@ -152,13 +152,16 @@ class Recommender:
             self._generation += 1
             self._rankings.pop(user_id, None)
 
-    def cached_for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any] | None:
+    def cached_for_user(
+        self, user_id: int, k: int, filters: Filters, count: bool = True
+    ) -> dict[str, Any] | None:
         """The answer from the user's cached ranking, or None when it must be computed (not
         cached yet, or the filters leave fewer than k movies in the cached depth). Cheap
-        enough to run on the event loop."""
+        enough to run on the event loop. `count=False` leaves the cache metrics alone (a
+        second look by the same request)."""
         with self._lock:
             ranking = self._rankings.get(user_id)
-        if self.metrics:
+        if self.metrics and count:
             self.metrics.ranking_cache.labels("hit" if ranking is not None else "miss").inc()
         return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
 

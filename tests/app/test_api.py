@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -332,3 +335,34 @@ async def test_bad_home_config_stops_startup(artifacts: Path, tmp_path: Path) ->
     with pytest.raises(StartupError, match="cannot start"):
         async with LifespanManager(app):
             pass
+
+
+@pytest.mark.parametrize("page", ["recommendations", "home"])
+async def test_concurrent_first_requests_compute_a_users_ranking_once(
+    artifacts: Path, tmp_path: Path, page: str
+) -> None:
+    app = create_app(
+        Settings(
+            artifacts_dir=artifacts,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/fb.db",
+            migrate_on_start=True,
+        )
+    )
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        recommender = app.state.services.recommender
+        computed = []
+        original = recommender._ranking
+
+        def slow_ranking(*args: Any, **kwargs: Any) -> Any:
+            computed.append(1)
+            time.sleep(0.05)  # long enough for every request below to arrive while it runs
+            return original(*args, **kwargs)
+
+        recommender._ranking = slow_ranking
+        answers = await asyncio.gather(*(http.get(f"/users/3/{page}") for _ in range(12)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert len(computed) == 1
