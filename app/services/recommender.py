@@ -89,7 +89,7 @@ class Recommender:
         self.catalog = catalog
         self.ranker = bundle.ranker
         self.users = IdIndex(bundle.user_ids)
-        self.history = bundle.history.tocsr().sorted_indices()
+        self.history = bundle.history.tocsr()
         # Per-user rankings, computed on first use; the feedback work invalidates on writes.
         self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
