@@ -41,10 +41,10 @@ from training.datasets.canonical import (
     split_title_year,
 )
 from training.interactions import IdIndex
-from training.models.als import ALSModel
+from training.models.als import ALSConfig, ALSModel
 from training.models.popularity import stats_from_sums
 from training.models.predictor import RatingPredictor
-from training.models.rating import RatingModel
+from training.models.rating import RatingConfig, RatingModel
 from training.scoring import Ranker
 
 Step = Callable[[str], None]
@@ -276,25 +276,31 @@ def _fit_ranking(
     )
     weight = sf.col("rating") / scale_max if cfg.weighting == "rating" else sf.lit(1.0)
     users, items = _mllib_als(
-        indexed.withColumn("w", weight),
-        "w",
-        (n_users, n_movies),
-        rank=cfg.factors,
-        maxIter=cfg.iterations,
-        regParam=cfg.regularization,
-        seed=cfg.random_state,
-        alpha=cfg.alpha,
-        implicitPrefs=True,
+        indexed.withColumn("w", weight), "w", (n_users, n_movies), cfg, alpha=cfg.alpha, implicitPrefs=True
     )
     return ALSModel(cfg, users, items)
 
 
 def _mllib_als(
-    frame: DataFrame, rating_column: str, shape: tuple[int, int], **params: Any
+    frame: DataFrame,
+    rating_column: str,
+    shape: tuple[int, int],
+    config: ALSConfig | RatingConfig,
+    **params: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit MLlib's ALS on (u, i, rating_column) and return dense user and movie factors."""
-    model = ALS(userCol="u", itemCol="i", ratingCol=rating_column, **params).fit(frame)
-    rank = params["rank"]
+    """Fit MLlib's ALS on (u, i, rating_column) with the factors, iterations, penalty and seed
+    of `config` (plus `params`) and return dense user and movie factors."""
+    rank = config.factors
+    model = ALS(
+        userCol="u",
+        itemCol="i",
+        ratingCol=rating_column,
+        rank=rank,
+        maxIter=config.iterations,
+        regParam=config.regularization,
+        seed=config.random_state,
+        **params,
+    ).fit(frame)
     return _factors(model.userFactors, shape[0], rank), _factors(model.itemFactors, shape[1], rank)
 
 
@@ -326,14 +332,7 @@ def _fit_rating(
     item_factors = np.zeros((n_movies, cfg.factors), dtype=np.float32)
     if cfg.factors:
         user_factors, item_factors = _mllib_als(
-            residuals,
-            "residual",
-            (n_users, n_movies),
-            rank=cfg.factors,
-            maxIter=cfg.iterations,
-            regParam=cfg.regularization,
-            seed=cfg.random_state,
-            implicitPrefs=False,
+            residuals, "residual", (n_users, n_movies), cfg, implicitPrefs=False
         )
     return RatingModel(
         cfg,
