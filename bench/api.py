@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -24,19 +25,21 @@ from asgi_lifespan import LifespanManager
 from app.main import create_app
 from app.settings import Settings
 
-UNCACHED_USERS: list[int] = []
+WARM_UP = 3  # requests before each timed series
 
 
-async def measure(client: httpx.AsyncClient, method: str, url: str, body: object, n: int) -> np.ndarray:
-    """`url` may hold `{i}`: request i gets the i-th of `UNCACHED_USERS` there."""
+async def measure(
+    client: httpx.AsyncClient, method: str, url: str | Iterator[str], body: object, n: int
+) -> np.ndarray:
+    """`url` is one URL, or an iterator handing each request a URL of its own."""
     times = []
-    for i in range(n):
-        url_i = url.format(i=UNCACHED_USERS[i % len(UNCACHED_USERS)]) if "{i}" in url else url
+    for _ in range(n):
+        target = url if isinstance(url, str) else next(url)
         started = time.perf_counter()
-        response = await client.request(method, url_i, json=body)
+        response = await client.request(method, target, json=body)
         times.append(time.perf_counter() - started)
         if response.status_code != 200:
-            raise SystemExit(f"{method} {url}: {response.status_code} {response.text[:200]}")
+            raise SystemExit(f"{method} {target}: {response.status_code} {response.text[:200]}")
     return np.array(times) * 1000
 
 
@@ -46,24 +49,32 @@ async def run(artifacts: Path, n: int) -> None:
         services = app.state.services
         movie = int(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["movie_id"])
         user = int(services.bundle.user_ids[0])
-        # Users never asked for before in this run, so their ranking is computed, not cached.
-        UNCACHED_USERS.extend(int(u) for u in services.bundle.user_ids[1:])
+        # Users never asked for before in this run (warm-up included), so their ranking is
+        # computed, not read from the cache.
+        others = services.bundle.user_ids[1:]
+        fresh = (f"/users/{int(u)}/recommendations?k=10" for u in others)
         rng = np.random.default_rng(0)
         users = rng.choice(services.bundle.user_ids, 10_000)
         movies = rng.choice(services.bundle.movies["movie_id"].to_numpy(), 10_000)
         pairs = {
             "pairs": [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(users, movies, strict=True)]
         }
-        cases = [
-            ("GET", "/health", None, n),
-            ("GET", "/trending?k=10", None, n),
-            ("GET", "/top-rated?k=10&genre=Drama", None, n),
-            ("GET", f"/movies/{movie}/similar?k=10", None, n),
-            ("GET", f"/users/{user}/recommendations?k=10", None, n),
-            ("GET", "/users/{i}/recommendations?k=10", None, min(n, len(UNCACHED_USERS))),
-            ("GET", f"/users/{user}/because-you-watched?rows=3&k=10", None, n),
-            ("POST", "/recommendations", {"liked": [movie], "k": 10}, n),
-            ("POST", "/predictions", pairs, max(5, n // 20)),
+        cases: list[tuple[str, str, str | Iterator[str], object, int]] = [
+            ("GET /health", "GET", "/health", None, n),
+            ("GET /trending", "GET", "/trending?k=10", None, n),
+            ("GET /top-rated", "GET", "/top-rated?k=10&genre=Drama", None, n),
+            (f"GET /movies/{movie}/similar", "GET", f"/movies/{movie}/similar?k=10", None, n),
+            (f"GET /users/{user}/recommendations", "GET", f"/users/{user}/recommendations?k=10", None, n),
+            ("GET /users/{new user}/recommendations", "GET", fresh, None, min(n, len(others) - WARM_UP)),
+            (
+                f"GET /users/{user}/because-you-watched",
+                "GET",
+                f"/users/{user}/because-you-watched?rows=3&k=10",
+                None,
+                n,
+            ),
+            ("POST /recommendations", "POST", "/recommendations", {"liked": [movie], "k": 10}, n),
+            ("POST /predictions (10,000 pairs)", "POST", "/predictions", pairs, max(5, n // 20)),
         ]
         counts = services.bundle.manifest["counts"]
         print(
@@ -72,13 +83,11 @@ async def run(artifacts: Path, n: int) -> None:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             baseline = None
-            for method, url, body, reps in cases:
-                await measure(client, method, url, body, 3)  # warm-up
+            for label, method, url, body, reps in cases:
+                await measure(client, method, url, body, WARM_UP)
                 ms = await measure(client, method, url, body, reps)
                 p50, p99 = np.percentile(ms, [50, 99])
                 baseline = baseline or p50
-                label = f"{method} {url.split('?')[0]}" + (" (10,000 pairs)" if "predictions" in url else "")
-                label = label.replace("{i}", "{new user}")
                 print(f"{label:<48} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  x{p50 / baseline:5.1f} of /health")
 
 
