@@ -45,7 +45,8 @@ class Services:
         return cls(bundle, catalog, recommender, home, feedback)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop on every request.
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise ModelNotReady("no model bundle is loaded")

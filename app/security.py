@@ -14,7 +14,7 @@ api_key_header = APIKeyHeader(
 )
 
 
-def require_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+async def require_key(request: Request, key: str | None = Security(api_key_header)) -> None:
     """Accept the request when no keys are configured or the key matches one of them.
 
     Keys are compared in constant time (every configured key is compared, whatever matches)

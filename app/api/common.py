@@ -37,7 +37,7 @@ UNKNOWN_MOVIES: dict[int | str, dict[str, Any]] = {
 BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"description": "The body is not valid JSON."}}
 
 
-def list_filters(
+async def list_filters(
     genre: GenreQuery = None, year_from: YearFrom = None, year_to: YearTo = None, exclude: ExcludeQuery = None
 ) -> Filters:
     """The filters a ranked list accepts, applied before the cut to k."""

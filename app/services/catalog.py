@@ -59,6 +59,8 @@ class Catalog:
                 strict=True,
             )
         ]
+        # A movie as a recommendation's "because" (read-only: shared by every answer).
+        self.sources = [{"movie_id": card["movie_id"], "title": card["title"]} for card in self.cards]
         self.n_ratings = movies["n_ratings"].to_numpy(np.int64)
         self.mean_rating = movies["mean_rating"].to_numpy(np.float64)
         self._folded_titles = [_fold(card["title"]) for card in self.cards]

@@ -61,13 +61,24 @@ class History:
 
 
 @dataclass(frozen=True)
+class Liked:
+    """A user's liked movies (seen, rated at least their median) with their unit ALS vectors:
+    each recommendation's "because" is the liked movie most similar to it."""
+
+    positions: np.ndarray
+    unit: np.ndarray
+
+
+@dataclass(frozen=True)
 class Ranking:
-    """A user's cached ranking: unseen movies best first, their scores, and the history."""
+    """A user's cached ranking: unseen movies best first, their scores, the history and the
+    liked movies the picks are explained by."""
 
     positions: np.ndarray
     scores: np.ndarray
     history: History
     vector: np.ndarray
+    liked: Liked
 
 
 def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:
@@ -210,7 +221,7 @@ class Recommender:
         scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], RANKING_DEPTH)[0]
         best = best[best >= 0]
-        return Ranking(best, scores[best], history, vector)
+        return Ranking(best, scores[best], history, vector, self._liked(history))
 
     def _from_ranking(
         self, user_id: int, ranking: Ranking, k: int, filters: Filters
@@ -224,7 +235,7 @@ class Recommender:
             return None
         chosen = keep[:k]
         picks = ranking.positions[chosen]
-        sources = self._because(picks, ranking.history)
+        sources = self._because(picks, ranking.liked)
         items = [
             {**self.catalog.card(int(p), s), "because": src}
             for p, s, src in zip(picks, ranking.scores[chosen], sources, strict=True)
@@ -246,24 +257,23 @@ class Recommender:
         scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], k)[0]
         best = best[best >= 0]
-        sources = self._because(best, history)
+        sources = self._because(best, self._liked(history))
         return [
             {**self.catalog.card(int(p), scores[p]), "because": src}
             for p, src in zip(best, sources, strict=True)
         ]
 
-    def _because(self, picks: np.ndarray, history: History) -> list[dict[str, Any] | None]:
-        """For each pick, the liked movie (seen, rated at least the median) it is most similar to."""
+    def _liked(self, history: History) -> Liked:
         positions, ratings = history.positions[history.seen], history.ratings[history.seen]
-        liked = positions[ratings >= np.median(ratings)] if len(positions) else []
-        if len(liked) == 0 or len(picks) == 0:
+        liked = positions[ratings >= np.median(ratings)] if len(positions) else positions
+        return Liked(liked, self._unit[liked])
+
+    def _because(self, picks: np.ndarray, liked: Liked) -> list[dict[str, Any] | None]:
+        """For each pick, the liked movie it is most similar to (ALS cosine)."""
+        if len(liked.positions) == 0 or len(picks) == 0:
             return [None] * len(picks)
-        sims = self._unit[picks] @ self._unit[liked].T
-        best = liked[np.argmax(sims, axis=1)]
-        return [
-            {"movie_id": self.catalog.cards[p]["movie_id"], "title": self.catalog.cards[p]["title"]}
-            for p in best
-        ]
+        best = liked.positions[np.argmax(self._unit[picks] @ liked.unit.T, axis=1)]
+        return [self.catalog.sources[p] for p in best]
 
     # similar and because-you-watched -------------------------------------------------------
     def similar(self, position: int, k: int, filters: Filters) -> list[dict[str, Any]]:
