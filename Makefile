@@ -39,8 +39,11 @@ bundle: install
 migrate: install
 	$(BIN)/alembic upgrade head
 
+# --loop asyncio: under a burst of new connections (64 at once from wrk) uvloop accepted them
+# one per busy loop turn and some first requests waited over 2 s; asyncio's loop did not, at
+# the same throughput (bench/load.sh).
 serve: migrate
-	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
+	ARTIFACTS_DIR=$(ARTIFACTS_DIR) $(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT) --loop asyncio --no-access-log
 
 # wrk against a served bundle: make load [ARTIFACTS_DIR=...] [SECONDS=60]
 load: install

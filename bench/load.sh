@@ -13,7 +13,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 OPENBLAS_NUM_THREADS=1 ARTIFACTS_DIR="$ARTIFACTS" .venv/bin/python -m uvicorn app.main:app \
-  --host 127.0.0.1 --port "$PORT" --log-level warning --no-access-log >/tmp/cinerec-load-server.log 2>&1 &
+  --host 127.0.0.1 --port "$PORT" --loop asyncio --log-level warning --no-access-log >/tmp/cinerec-load-server.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 60); do curl -sf "127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.5; done

@@ -14,7 +14,7 @@ case "${1:-serve}" in
         if [ ! -e "$ARTIFACTS_DIR/current/manifest.json" ] && [ -n "${BUILD_DATA:-}" ]; then
             build
         fi
-        exec python -m uvicorn app.main:app --host 0.0.0.0 --port "${PORT:-8000}" --no-access-log
+        exec python -m uvicorn app.main:app --host 0.0.0.0 --port "${PORT:-8000}" --loop asyncio --no-access-log
         ;;
     *)
         exec "$@"

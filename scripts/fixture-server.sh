@@ -16,7 +16,7 @@ serve_fixture() {
         artifacts=$WORK/artifacts
     fi
     ARTIFACTS_DIR=$artifacts DATABASE_URL="sqlite+aiosqlite:///$WORK/server.db" MIGRATE_ON_START=true LOG_LEVEL=warning \
-        .venv/bin/python -m uvicorn app.main:app --host 127.0.0.1 --port "$port" --no-access-log >"$WORK/server.log" 2>&1 &
+        .venv/bin/python -m uvicorn app.main:app --host 127.0.0.1 --port "$port" --loop asyncio --no-access-log >"$WORK/server.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 60); do curl -sf "127.0.0.1:$port/health" >/dev/null && return 0; sleep 0.5; done
     cat "$WORK/server.log"
