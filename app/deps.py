@@ -11,7 +11,7 @@ from app.db.repository import FeedbackRepository
 from app.errors import ModelNotReady
 from app.metrics import Metrics
 from app.services.catalog import Catalog
-from app.services.feedback import FeedbackService
+from app.services.feedback import FeedbackService, FeedbackUsers
 from app.services.home import HomeConfig
 from app.services.locks import KeyedLocks
 from app.services.recommender import Recommender
@@ -36,11 +36,18 @@ class Services:
         repository: FeedbackRepository,
         metrics: Metrics,
         cache_seconds: float = 0.0,
+        feedback_users: FeedbackUsers | None = None,
     ) -> Services:
         catalog = Catalog(bundle)
         recommender = Recommender(bundle, catalog, metrics, cache_seconds=cache_seconds)
         feedback = FeedbackService(
-            repository, catalog, recommender, recommender.scale, metrics, cache_seconds=cache_seconds
+            repository,
+            catalog,
+            recommender,
+            recommender.scale,
+            metrics,
+            cache_seconds=cache_seconds,
+            users=feedback_users,
         )
         return cls(bundle, catalog, recommender, home, feedback)
 

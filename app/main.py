@@ -25,6 +25,7 @@ from app.deps import Services
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from app.services.feedback import FeedbackUsers
 from app.services.home import HomeConfig
 from app.settings import Settings
 from training.bundle import BundleError, read_bundle
@@ -59,8 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise StartupError(f"cinerec: cannot start: {exc}") from None
         engine = create_engine(settings.database_url)
         repository = FeedbackRepository(session_factory(engine))
+        # Who has feedback stored, so that reads for everyone else skip the database; only
+        # when this process's cache is exact (FEEDBACK_CACHE_SECONDS=0, see app.settings).
+        users = await FeedbackUsers.load(repository) if settings.feedback_cache_seconds == 0 else None
         app.state.services = await run_in_threadpool(
-            Services.create, bundle, home, repository, metrics, settings.feedback_cache_seconds
+            Services.create, bundle, home, repository, metrics, settings.feedback_cache_seconds, users
         )
         metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])

@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     # Request bodies larger than this are refused with 413 (10,000 prediction pairs take ~0.5 MB).
     max_body_bytes: int = 2 * 1024 * 1024
     # How long a process may keep a user's cached feedback and ranking. 0: until that user's
-    # next write through this process, which is exact with one process. With several replicas
+    # next write through this process, which is exact with one process (which then also lists
+    # the users with stored feedback at start-up, so that reading anyone else's skips the
+    # database). With several replicas
     # or workers sharing the database, a write through one is seen by the others only when
     # their entry expires: this is the bound on that staleness.
     feedback_cache_seconds: float = Field(0.0, ge=0)

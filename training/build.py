@@ -140,11 +140,15 @@ def write_tables_and_bundle(
     movies = fitted.movies.reset_index(drop=True).merge(fitted.stats, on="movie_id", how="left")
     chart_rows = charts(fitted.stats, movies["genres"])
     counts = np.diff(fitted.history.tocsc().indptr)
+    device: Literal["cpu", "gpu"] = "gpu" if config.device == "gpu" else "cpu"
     positions, scores = similar_movies(
         fitted.ranker.als.item_factors,
         counts >= config.similar_min_ratings,
         config.similar_n,
-        device="gpu" if config.device == "gpu" else "cpu",
+        device=device,
+    )
+    top_positions, top_scores = fitted.ranker.best_unseen(
+        fitted.ranker.als.user_factors, fitted.history, config.user_top_depth, device
     )
     lap("tables")
     bundle = Bundle(
@@ -156,6 +160,8 @@ def write_tables_and_bundle(
         history=fitted.history,
         similar_positions=positions,
         similar_scores=scores,
+        user_top_positions=top_positions,
+        user_top_scores=top_scores,
         ranker=fitted.ranker,
         rating_model=fitted.rating_model,
     )

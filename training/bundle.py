@@ -26,7 +26,7 @@ from training.models.als import ALSModel
 from training.models.predictor import RatingPredictor
 from training.scoring import Ranker
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: user_top.npz
 MANIFEST = "manifest.json"
 CURRENT = "current"
 
@@ -35,9 +35,10 @@ CHARTS = "charts.parquet"
 USERS = "users.npy"
 HISTORY = "history.npz"
 SIMILAR = "similar.npz"
+USER_TOP = "user_top.npz"
 EASE = "ease.npz"
 REQUIRED = [
-    MOVIES, CHARTS, USERS, HISTORY, SIMILAR,
+    MOVIES, CHARTS, USERS, HISTORY, SIMILAR, USER_TOP,
     "als_user_factors.npy", "als_item_factors.npy", "als_config.json",
     "rating_model.npz", "rating_model.json", "rating_blend.json",
 ]  # fmt: skip
@@ -59,6 +60,9 @@ class Bundle:
     history: sp.csr_matrix  # users x movies, the training ratings
     similar_positions: np.ndarray
     similar_scores: np.ndarray
+    # Each user's best unseen movies by the ranker (Ranker.best_unseen), users x depth.
+    user_top_positions: np.ndarray
+    user_top_scores: np.ndarray
     ranker: Ranker
     rating_model: RatingPredictor
 
@@ -100,6 +104,7 @@ def write_bundle(out: Path, bundle: Bundle, manifest: dict[str, Any]) -> Path:
     np.save(staging / USERS, bundle.user_ids.astype(np.int64), allow_pickle=False)
     _save_csr(staging / HISTORY, bundle.history)
     np.savez(staging / SIMILAR, positions=bundle.similar_positions, scores=bundle.similar_scores)
+    np.savez(staging / USER_TOP, positions=bundle.user_top_positions, scores=bundle.user_top_scores)
     if bundle.ranker.ease is not None:
         _save_csr(staging / EASE, bundle.ranker.ease)
     bundle.ranker.als.save(staging)
@@ -159,6 +164,8 @@ def read_bundle(path: Path) -> Bundle:
 def _load_verified(path: Path, manifest: dict[str, Any]) -> Bundle:
     with np.load(path / SIMILAR, allow_pickle=False) as similar:
         positions, scores = similar["positions"], similar["scores"]
+    with np.load(path / USER_TOP, allow_pickle=False) as user_top:
+        top_positions, top_scores = user_top["positions"], user_top["scores"]
     ease = _load_csr(path / EASE) if (path / EASE).is_file() else None
     ranker_meta = manifest["ranker"]
     ranker = Ranker(
@@ -177,6 +184,8 @@ def _load_verified(path: Path, manifest: dict[str, Any]) -> Bundle:
         history=_load_csr(path / HISTORY),
         similar_positions=positions,
         similar_scores=scores,
+        user_top_positions=top_positions,
+        user_top_scores=top_scores,
         ranker=ranker,
         rating_model=RatingPredictor.load(path),
     )

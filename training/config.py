@@ -54,5 +54,9 @@ class BuildConfig(BaseModel):
     tune: TuneConfig = TuneConfig()
     similar_n: int = Field(100, ge=1, le=1000)
     similar_min_ratings: int = Field(3, ge=1)
+    # Each known user's best unseen movies, stored in the bundle so that the API reads their
+    # ranking instead of scoring the catalog (0: scored on each user's first request). 100
+    # covers any k; filters that leave fewer than k in it fall back to scoring.
+    user_top_depth: int = Field(100, ge=0, le=1000)
     device: Literal["auto", "cpu", "gpu"] = "cpu"
     spark: SparkConfig = SparkConfig()

@@ -8,11 +8,14 @@ binary history row and B the pruned EASE weights (absent for catalogs too large 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from training.metrics import top_k
 from training.models.als import ALSModel, confidence
+from training.models.topk import top_dot
 
 
 @dataclass
@@ -45,3 +48,34 @@ class Ranker:
             binary.data = np.ones_like(binary.data)
             scores += self.ease_weight * (binary @ self.ease).toarray()
         return scores.astype(np.float32, copy=False)
+
+    def best_unseen(
+        self,
+        user_vectors: np.ndarray,
+        histories: sp.csr_matrix,
+        depth: int,
+        device: Literal["cpu", "gpu"] = "cpu",
+        batch: int = 1024,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's `depth` best movies outside their history row, best first, with the
+        scores `scores` gives them: (positions, scores), users x depth, positions -1 (score
+        -inf) where the catalog runs out. The build stores these so that a known user's
+        ranking is read, not computed, on a request."""
+        depth = min(depth, histories.shape[1])
+        if depth == 0:
+            return np.zeros((len(user_vectors), 0), np.int32), np.zeros((len(user_vectors), 0), np.float32)
+        if self.ease is None or not self.ease_weight:  # a dot product: implicit's top-k
+            positions, scores = top_dot(self.als.item_factors, user_vectors, depth, device, exclude=histories)
+            return positions, scores * np.float32(self.als_weight)
+        positions = np.full((len(user_vectors), depth), -1, dtype=np.int32)
+        scores = np.full((len(user_vectors), depth), -np.inf, dtype=np.float32)
+        for start in range(0, len(user_vectors), batch):
+            rows = slice(start, start + batch)
+            block = self.scores(user_vectors[rows], histories[rows])
+            seen_rows, seen_cols = histories[rows].nonzero()
+            block[seen_rows, seen_cols] = -np.inf
+            best = top_k(block, depth)
+            positions[rows] = best
+            chosen = np.take_along_axis(block, np.maximum(best, 0), axis=1)
+            scores[rows] = np.where(best >= 0, chosen, -np.inf)
+        return positions, scores

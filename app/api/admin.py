@@ -46,6 +46,7 @@ async def reload(request: Request, services: ServicesDep) -> dict:
         services.feedback.repository,
         metrics,
         settings.feedback_cache_seconds,
+        services.feedback.users,
     )
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle
     metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])

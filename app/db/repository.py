@@ -72,6 +72,12 @@ class FeedbackRepository:
             )
             return [StoredRating.from_row(*row) for row in rows], int(total or 0)
 
+    async def users_with_feedback(self) -> list[int]:
+        """Every user with a stored rating or event."""
+        async with self.sessions() as session:
+            rows = await session.execute(select(Rating.user_id).union(select(Event.user_id)))
+            return [user_id for (user_id,) in rows]
+
     async def feedback_of_users(
         self, user_ids: Sequence[int]
     ) -> tuple[dict[int, list[StoredRating]], dict[int, list[tuple[int, str]]]]:

@@ -27,6 +27,35 @@ T = TypeVar("T")
 DB_ERRORS = (SQLAlchemyError, OSError)
 
 
+class FeedbackUsers:
+    """The users with any stored feedback: read once at start-up, then added to before every
+    write through this process. Someone outside it has none, so reading theirs skips the
+    database. Exact with one process, as the feedback cache is with FEEDBACK_CACHE_SECONDS=0,
+    the only setting that uses it (see app.settings)."""
+
+    def __init__(self, user_ids: Sequence[int]):
+        self._loaded = np.unique(np.asarray(user_ids, dtype=np.int64))
+        self._added: set[int] = set()
+
+    @classmethod
+    async def load(cls, repository: FeedbackRepository) -> FeedbackUsers | None:
+        """None when the database cannot be read now (every read then asks it)."""
+        try:
+            return cls(await repository.users_with_feedback())
+        except DB_ERRORS as exc:
+            log.warning("cannot list the users with feedback (%s): reads will ask the database", exc)
+            return None
+
+    def among(self, user_ids: Sequence[int]) -> list[int]:
+        """Those of `user_ids` that may have stored feedback."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        known = np.isin(ids, self._loaded, assume_unique=True)
+        return [u for u, k in zip(ids.tolist(), known.tolist(), strict=True) if k or u in self._added]
+
+    def add(self, user_id: int) -> None:
+        self._added.add(user_id)
+
+
 class FeedbackService:
     def __init__(
         self,
@@ -37,9 +66,12 @@ class FeedbackService:
         metrics: Metrics | None = None,
         cache_size: int = 100_000,
         cache_seconds: float = 0.0,
+        users: FeedbackUsers | None = None,
     ):
         self.metrics = metrics
         self.repository = repository
+        # Shared with the services of the next bundle: it outlives a reload.
+        self.users = users
         self.catalog = catalog
         self.recommender = recommender
         self.scale = scale
@@ -59,8 +91,11 @@ class FeedbackService:
         # The recommender's generation is bumped by every write (see _changed): feedback read
         # across a write is not cached.
         generation = self.recommender.generation
+        asked = set(user_ids)
+        if self.users is not None:
+            asked = set(self.users.among(list(asked)))  # the others have none stored
         with self._lock:
-            for user_id in set(user_ids):
+            for user_id in asked:
                 cached = self._stored.get(user_id)
                 if cached is None:
                     missing.append(user_id)
@@ -115,6 +150,7 @@ class FeedbackService:
         for movie_id, rating, rated_at in ratings:
             latest[movie_id] = StoredRating(movie_id, float(rating), rated_at or now)
         rows = list(latest.values())
+        self._will_change(user_id)
         await self._guarded(self.repository.upsert_ratings(user_id, rows))
         self._changed(user_id)
         return rows
@@ -131,9 +167,16 @@ class FeedbackService:
     async def add_events(self, user_id: int, events: Sequence[tuple[int, str, datetime | None]]) -> int:
         self.catalog.positions([movie_id for movie_id, _, _ in events], error=MoviesNotFound)
         now = datetime.now(UTC)
+        self._will_change(user_id)
         await self._guarded(self.repository.add_events(user_id, [(m, k, at or now) for m, k, at in events]))
         self._changed(user_id)
         return len(events)
+
+    def _will_change(self, user_id: int) -> None:
+        # Before the write: from now on their reads go to the database (a failed write costs
+        # only that).
+        if self.users is not None:
+            self.users.add(user_id)
 
     def _changed(self, user_id: int) -> None:
         # Bump the generation first: a read that checks it after this sees the change and does

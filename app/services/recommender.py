@@ -21,7 +21,7 @@ from training.bundle import Bundle
 from training.interactions import IdIndex
 from training.metrics import top_k
 
-RANKING_DEPTH = 500  # movies kept per cached user ranking; deeper filters score in full
+RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,15 @@ class Liked:
 @dataclass(frozen=True)
 class Ranking:
     """A user's cached ranking: unseen movies best first, their scores, the history and the
-    liked movies the picks are explained by."""
+    liked movies the picks are explained by. `complete`: it holds every unseen movie (else
+    filters that leave fewer than k in it are answered by scoring the catalog)."""
 
     positions: np.ndarray
     scores: np.ndarray
     history: History
     vector: np.ndarray
     liked: Liked
+    complete: bool
 
 
 def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:
@@ -101,6 +103,8 @@ class Recommender:
         self.ranker = bundle.ranker
         self.users = IdIndex(bundle.user_ids)
         self.history = bundle.history.tocsr()
+        self._top_positions = bundle.user_top_positions
+        self._top_scores = bundle.user_top_scores
         # Per-user rankings, computed on first use; the feedback work invalidates on writes.
         self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
@@ -196,12 +200,12 @@ class Recommender:
             history = self.history_of(user_id, stored)
             row = self.user_row(user_id)
             if row >= 0 and not stored:
-                vector = self.ranker.als.user_factors[row]
+                ranking = self._stored_ranking(row, history)
             elif len(history.positions):
                 vector = self.ranker.fold_in(history.positions, history.ratings, history.rated)
+                ranking = self._ranking(vector, history)
             else:
                 return self._fallback(user_id, k, filters)
-            ranking = self._ranking(vector, history)
             with self._lock:
                 if since is None or since == self._generation:
                     self._rankings[user_id] = ranking
@@ -215,13 +219,32 @@ class Recommender:
         items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
         return {"user_id": user_id, "known_user": False, "fallback": "trending", "items": items}
 
+    def _stored_ranking(self, row: int, history: History) -> Ranking:
+        """A bundle user's ranking as the build stored it (Ranker.best_unseen): the same
+        order and scores `_ranking` computes from their factors, read instead of scored."""
+        vector = self.ranker.als.user_factors[row]
+        if self._top_positions.shape[1] == 0:  # the build stored none
+            return self._ranking(vector, history)
+        positions = self._top_positions[row]
+        keep = positions >= 0
+        complete = not keep.all()
+        return Ranking(
+            positions[keep].astype(np.int64),
+            self._top_scores[row][keep],
+            history,
+            vector,
+            self._liked(history),
+            complete,
+        )
+
     def _ranking(self, vector: np.ndarray, history: History) -> Ranking:
         """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
         scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
         scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], RANKING_DEPTH)[0]
         best = best[best >= 0]
-        return Ranking(best, scores[best], history, vector, self._liked(history))
+        complete = len(best) < RANKING_DEPTH
+        return Ranking(best, scores[best], history, vector, self._liked(history), complete)
 
     def _from_ranking(
         self, user_id: int, ranking: Ranking, k: int, filters: Filters
@@ -230,8 +253,7 @@ class Recommender:
         keep = (
             np.flatnonzero(mask[ranking.positions]) if mask is not None else np.arange(len(ranking.positions))
         )
-        truncated = len(ranking.positions) == RANKING_DEPTH
-        if len(keep) < k and truncated:
+        if len(keep) < k and not ranking.complete:
             return None
         chosen = keep[:k]
         picks = ranking.positions[chosen]

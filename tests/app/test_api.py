@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
 from app.main import StartupError, create_app
+from app.services.catalog import Catalog, Filters
+from app.services.recommender import Recommender
 from app.settings import Settings
 from tests.conftest import synthetic_ratings
+from training.bundle import read_bundle
 
 RATINGS = synthetic_ratings()
 
@@ -144,13 +149,15 @@ class TestUserRecommendations:
         got = [m["movie_id"] for m in filtered["items"]]
         assert got[: len(expected)] == expected  # filtering the cached ranking keeps its order
 
-    async def test_filters_deeper_than_the_cached_ranking(
-        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setattr("app.services.recommender.RANKING_DEPTH", 3)
-        items = (await client.get("/users/44/recommendations", params={"k": 6})).json()["items"]
-        assert len(items) == 6
-        assert not {m["movie_id"] for m in items} & seen_by(44)
+    async def test_ranking_for_someone_who_rated_here_is_folded_in(self, client: httpx.AsyncClient) -> None:
+        """A stored rating makes the user's ranking computed (folded in), not read from the
+        bundle's table: the movie rated here is never recommended."""
+        before = (await client.get("/users/45/recommendations", params={"k": 3})).json()["items"]
+        top = before[0]["movie_id"]
+        rated = await client.post("/users/45/ratings", json={"ratings": [{"movie_id": top, "rating": 1}]})
+        assert rated.status_code == 201
+        after = (await client.get("/users/45/recommendations", params={"k": 3})).json()["items"]
+        assert top not in [m["movie_id"] for m in after]
 
     async def test_unknown_user_gets_marked_fallback(self, client: httpx.AsyncClient) -> None:
         body = (await client.get("/users/4294967295/recommendations", params={"k": 3})).json()
@@ -354,15 +361,53 @@ async def test_concurrent_first_requests_compute_a_users_ranking_once(
     ):
         recommender = app.state.services.recommender
         computed = []
-        original = recommender._ranking
+        original = recommender._stored_ranking  # user 3 is in the bundle, with no feedback here
 
         def slow_ranking(*args: Any, **kwargs: Any) -> Any:
             computed.append(1)
             time.sleep(0.05)  # long enough for every request below to arrive while it runs
             return original(*args, **kwargs)
 
-        recommender._ranking = slow_ranking
+        recommender._stored_ranking = slow_ranking
         answers = await asyncio.gather(*(http.get(f"/users/3/{page}") for _ in range(12)))
     assert {a.status_code for a in answers} == {200}
     assert len({a.text for a in answers}) == 1
     assert len(computed) == 1
+
+
+def test_stored_rankings_equal_computed_ones(artifacts: Path) -> None:
+    """A bundle user's ranking read from the build's table is the one scoring computes."""
+    bundle = read_bundle(artifacts)
+    recommender = Recommender(bundle, Catalog(bundle))
+    assert bundle.user_top_positions.shape[1] > 0
+    for row, user_id in enumerate(bundle.user_ids[:40]):
+        history = recommender.user_history(int(user_id))
+        stored = recommender._stored_ranking(row, history)
+        computed = recommender._ranking(recommender.ranker.als.user_factors[row], history)
+        n = len(stored.positions)
+        assert n > 0
+        np.testing.assert_allclose(stored.scores, computed.scores[:n], rtol=1e-4, atol=1e-5)
+        # The same movies in the same order; where they differ, only because two scores tie.
+        differ = stored.positions != computed.positions[:n]
+        np.testing.assert_allclose(stored.scores[differ], computed.scores[:n][differ], atol=1e-5)
+
+
+@pytest.mark.parametrize("table_depth", [0, 3])
+def test_filters_deeper_than_the_ranking_score_the_catalog(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch, table_depth: int
+) -> None:
+    """When the filters leave fewer than k movies in a user's ranking (the build's table, or a
+    computed one: both cut short here), the answer is scored in full and still has k items."""
+    monkeypatch.setattr("app.services.recommender.RANKING_DEPTH", 3)
+    bundle = read_bundle(artifacts)
+    bundle = dataclasses.replace(
+        bundle,
+        user_top_positions=bundle.user_top_positions[:, :table_depth],
+        user_top_scores=bundle.user_top_scores[:, :table_depth],
+    )
+    recommender = Recommender(bundle, Catalog(bundle))
+    result = recommender.for_user(44, 6, Filters(genre="Action"))
+    items = result["items"]
+    assert len(items) == 6
+    assert all("Action" in m["genres"] for m in items)
+    assert not {m["movie_id"] for m in items} & seen_by(44)

@@ -4,15 +4,20 @@ reflected in the next recommendations at once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.main import create_app
 from app.services.catalog import Catalog, Filters
 from app.services.recommender import Recommender
+from app.settings import Settings
 from tests.app.conftest import POSTGRES_ADMIN_URL, postgres_database, serving
 from tests.app.test_api import seen_by
 from training.bundle import read_bundle
@@ -297,3 +302,40 @@ async def test_replicas_see_each_others_writes_within_the_cache_time(artifacts: 
         assert (await reader.get(f"/users/{user}/recommendations")).json()["known_user"] is False  # cached
         await asyncio.sleep(1.1)
         assert (await reader.get(f"/users/{user}/recommendations")).json()["known_user"] is True
+
+
+async def test_only_users_with_stored_feedback_are_looked_up(
+    artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The users with feedback are listed at start-up: what was stored before a restart counts
+    at once, nobody else's reads ask the database, and a user who writes later (then a bundle
+    reload) is looked up again."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/fb.db"
+    ratings = {"ratings": [{"movie_id": m, "rating": 5} for m in (2, 4, 6)]}
+    before, after = NEW_USER + 10, NEW_USER + 11
+    async with serving(artifacts, url) as first:
+        assert (await first.post(f"/users/{before}/ratings", json=ratings)).status_code == 201
+    app = create_app(Settings(artifacts_dir=artifacts, database_url=url))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        repository = app.state.services.feedback.repository
+        looked_up: list[int] = []
+        original = repository.feedback_of_users
+
+        async def counting(user_ids: Sequence[int]) -> Any:
+            looked_up.extend(user_ids)
+            return await original(user_ids)
+
+        monkeypatch.setattr(repository, "feedback_of_users", counting)
+        assert (await http.get(f"/users/{before}/recommendations")).json()["known_user"] is True
+        assert (await http.get("/users/3/recommendations")).status_code == 200
+        assert (await http.get(f"/users/{NEW_USER + 12}/recommendations")).json()["known_user"] is False
+        pairs = {"pairs": [{"user_id": 3, "movie_id": 2}, {"user_id": NEW_USER + 13, "movie_id": 2}]}
+        assert (await http.post("/predictions", json=pairs)).status_code == 200
+        assert looked_up == [before]
+        assert (await http.post(f"/users/{after}/ratings", json=ratings)).status_code == 201
+        assert (await http.post("/admin/reload")).status_code == 200
+        assert (await http.get(f"/users/{after}/recommendations")).json()["known_user"] is True
+        assert looked_up == [before, after]

@@ -18,6 +18,7 @@ from training.models.popularity import PopularityConfig, charts, movie_stats
 from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingConfig, RatingModel
 from training.models.similar import similar_movies
+from training.scoring import Ranker
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,38 @@ def test_similar_movies_match_brute_force_cosine(n: int) -> None:
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     chosen = np.take_along_axis(cosine, positions, axis=1)
     np.testing.assert_allclose(chosen, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("blend", [False, True])
+def test_best_unseen_is_the_top_of_the_full_scores(matrix: sp.csr_matrix, blend: bool) -> None:
+    """What the build stores per user equals sorting `Ranker.scores` over every movie the user
+    has not rated, for the ALS-only ranker (implicit's top-k) and the EASE blend (dense)."""
+    als = _als(matrix)
+    ease = fit_ease(matrix, EASEConfig(regularization=50.0)) if blend else None
+    ranker = Ranker(als, ease, als_weight=0.7, ease_weight=0.3 if blend else 0.0, scale_max=5.0)
+    depth = 12
+    positions, scores = ranker.best_unseen(als.user_factors, matrix, depth, batch=7)
+    full = ranker.scores(als.user_factors, matrix)
+    for user in range(matrix.shape[0]):
+        rated = set(matrix[user].indices.tolist())
+        assert not rated & set(positions[user].tolist())
+        unseen = np.array([m for m in range(matrix.shape[1]) if m not in rated])
+        expected = np.sort(full[user, unseen])[::-1][:depth]
+        np.testing.assert_allclose(scores[user], expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(full[user, positions[user]], scores[user], rtol=1e-4, atol=1e-5)
+
+
+def test_best_unseen_pads_when_the_catalog_runs_out() -> None:
+    factors = np.eye(3, dtype=np.float32)
+    als = ALSModel(ALSConfig(factors=3), factors[:2], factors)
+    ranker = Ranker(als, None, als_weight=1.0, ease_weight=0.0, scale_max=5.0)
+    history = sp.csr_matrix(np.array([[1, 1, 0], [0, 0, 0]], dtype=np.float32))
+    positions, scores = ranker.best_unseen(als.user_factors, history, depth=3)
+    assert positions[0].tolist() == [2, -1, -1]  # only movie 2 is unrated
+    assert np.isneginf(scores[0, 1:]).all()
+    assert positions[1, 0] == 1
+    assert sorted(positions[1].tolist()) == [0, 1, 2]
+    assert ranker.best_unseen(als.user_factors, history, depth=0)[0].shape == (2, 0)
 
 
 def test_popularity_charts() -> None:

@@ -1,9 +1,5 @@
-"""Most similar movies for every movie: cosine over ALS item factors, by implicit's top-k.
-
-implicit's top-k (multithreaded C++ on the CPU, a CUDA kernel on the GPU) scores query rows
-against all movies in blocks and keeps the best k per row, so the dense movies x movies matrix
-never exists; we pass unit-length factors so its dot product is the cosine.
-"""
+"""Most similar movies for every movie: cosine over ALS item factors, by implicit's top-k
+(training.models.topk) on unit-length factors, whose dot product is the cosine."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-_QUERY_BATCH = 8192
+from training.models.topk import top_dot
 
 
 def similar_movies(
@@ -39,7 +35,7 @@ def similar_movies(
     blocked = np.flatnonzero(~candidates).astype(np.int32)
     # One more than needed, so that dropping the movie itself still leaves n.
     k = min(n + 1, n_candidates)
-    ids, sims = _top_k(unit, blocked, k, device)
+    ids, sims = top_dot(unit, unit, k, device, blocked=blocked)
     own = ids == np.arange(n_items)[:, None]
     # Stable sort on "is the movie itself" moves it to the end, keeping the ranking order.
     order = np.argsort(own, axis=1, kind="stable")
@@ -53,26 +49,3 @@ def similar_movies(
     positions[zero] = -1
     scores[zero] = 0.0
     return positions, scores
-
-
-def _top_k(
-    unit: np.ndarray, blocked: np.ndarray, k: int, device: Literal["cpu", "gpu"]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Best k movies (ids, dot products) for every movie, never one in `blocked`."""
-    if device == "gpu":
-        import implicit.gpu
-
-        knn = implicit.gpu.KnnQuery()
-        items = implicit.gpu.Matrix(unit)
-        item_filter = implicit.gpu.IntVector(blocked) if len(blocked) else None
-        parts = [
-            knn.topk(
-                items, implicit.gpu.Matrix(unit[start : start + _QUERY_BATCH]), k, item_filter=item_filter
-            )
-            for start in range(0, len(unit), _QUERY_BATCH)
-        ]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    from implicit.cpu.topk import topk
-
-    ids, sims = topk(unit, unit, k, filter_items=blocked if len(blocked) else None, num_threads=0)
-    return np.asarray(ids), np.asarray(sims)
