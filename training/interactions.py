@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+# A dense id -> position table is kept when it costs at most this many entries beyond 4 per
+# id (MovieLens and Netflix ids are small non-negative integers): one array read per lookup
+# instead of a binary search.
+_DENSE_SLACK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,15 @@ class IdIndex:
     """Sorted dataset ids <-> dense row/column positions."""
 
     ids: np.ndarray  # int64, sorted, unique
+    _table: np.ndarray | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ids = self.ids
+        table = None
+        if len(ids) and ids[0] >= 0 and ids[-1] < 4 * len(ids) + _DENSE_SLACK:
+            table = np.full(int(ids[-1]) + 1, -1, dtype=np.int32)
+            table[ids] = np.arange(len(ids), dtype=np.int32)
+        object.__setattr__(self, "_table", table)
 
     @classmethod
     def of(cls, values: np.ndarray | pd.Series) -> IdIndex:
@@ -25,6 +39,9 @@ class IdIndex:
     def positions(self, values: np.ndarray | pd.Series) -> np.ndarray:
         """Positions of values; -1 where a value is not in the index."""
         values = np.asarray(values, dtype=np.int64)
+        if self._table is not None:
+            inside = (values >= 0) & (values < len(self._table))
+            return np.where(inside, self._table[np.where(inside, values, 0)], -1).astype(np.int64)
         pos = np.searchsorted(self.ids, values)
         pos = np.minimum(pos, len(self.ids) - 1) if len(self.ids) else np.zeros_like(pos)
         found = len(self.ids) > 0

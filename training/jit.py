@@ -1,4 +1,4 @@
-"""Compile the numba kernels (the rating MF's solve, the kNN prediction) ahead of use.
+"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction) ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
@@ -16,7 +16,8 @@ from training.models.rating import RatingConfig, RatingModel
 
 def warm_up() -> None:
     ratings = sp.csr_matrix(np.array([[5.0, 3.0, 0.0], [4.0, 0.0, 1.0], [0.0, 2.0, 4.0]], np.float32))
-    RatingModel.fit(ratings, RatingConfig(factors=2, iterations=1), (1.0, 5.0))
+    model = RatingModel.fit(ratings, RatingConfig(factors=2, iterations=1), (1.0, 5.0))
+    model.predict(np.array([0, -1]), np.array([1, 0]))
     ItemKNN.fit(ratings, KNNConfig(shrinkage=0.0)).predict(np.array([0]), np.array([2]), ratings)
 
 

@@ -50,7 +50,8 @@ class FeedbackUsers:
         """Those of `user_ids` that may have stored feedback."""
         ids = np.asarray(user_ids, dtype=np.int64)
         known = np.isin(ids, self._loaded, assume_unique=True)
-        return [u for u, k in zip(ids.tolist(), known.tolist(), strict=True) if k or u in self._added]
+        later = [u for u in ids[~known].tolist() if u in self._added] if self._added else []
+        return ids[known].tolist() + later
 
     def add(self, user_id: int) -> None:
         self._added.add(user_id)

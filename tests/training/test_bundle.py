@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from training.build import build
-from training.bundle import CURRENT, MANIFEST, BundleError, read_bundle
+from training.bundle import CURRENT, FORMAT_VERSION, MANIFEST, BundleError, read_bundle
 from training.config import BuildConfig, TuneConfig
 from training.datasets import load_dataset
 from training.models.als import ALSConfig
@@ -39,7 +39,7 @@ def test_round_trip(built: Path) -> None:
     bundle = read_bundle(built)
     assert (built / CURRENT).is_symlink()
     manifest = bundle.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["counts"] == {"ratings": 720, "users": 60, "movies": 40, "rated_movies": 40, "signals": 0}
     assert manifest["dataset"]["checksum"].startswith("sha256:")
     assert manifest["metrics"]["validation"]["tuned"] is True
@@ -47,6 +47,9 @@ def test_round_trip(built: Path) -> None:
     assert len(bundle.user_ids) == 60
     assert bundle.history.shape == (60, 40)
     assert bundle.similar_positions.shape[0] == 40
+    assert bundle.user_top_positions.shape == bundle.user_top_scores.shape == (60, 40)
+    unseen = 40 - np.diff(bundle.history.indptr)
+    assert ((bundle.user_top_positions >= 0).sum(axis=1) == unseen).all()  # then -1 padding
     assert set(bundle.charts["chart"]) == {"most_rated", "top_rated", "trending"}
     # the served ranking scores the two taste groups apart
     scores = bundle.ranker.scores(bundle.ranker.als.user_factors[[1]], bundle.history[[1]])[0]

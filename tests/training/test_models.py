@@ -33,6 +33,16 @@ def _als(matrix: sp.csr_matrix, seed: int = 0) -> ALSModel:
     return ALSModel.fit(conf, ALSConfig(factors=8, regularization=1.0, alpha=5.0, random_state=seed))
 
 
+@pytest.mark.parametrize("largest", [500, 2**40])  # a dense lookup table, then a binary search
+def test_id_index_positions(largest: int) -> None:
+    ids = np.array([3, 7, 8, 120, largest], dtype=np.int64)
+    index = IdIndex.of(ids[::-1])
+    asked = np.array([8, 3, 4, largest, -5, largest + 1, 0, 120, 2**62], dtype=np.int64)
+    assert index.positions(asked).tolist() == [2, 0, -1, 4, -1, -1, -1, 3, -1]
+    assert index.position(7) == 1
+    assert IdIndex.of(np.array([], dtype=np.int64)).positions(asked).tolist() == [-1] * len(asked)
+
+
 class TestALS:
     def test_save_load_round_trip(self, matrix: sp.csr_matrix, tmp_path: Path) -> None:
         model = _als(matrix)
@@ -72,6 +82,7 @@ class TestRatingModel:
         unknown = model.predict(np.array([-1, 1, -1]), np.array([0, -1, -1]))
         assert unknown[2] == pytest.approx(model.mean, abs=1e-5)
         assert unknown[0] == pytest.approx(model.mean + model.item_bias[0], abs=1e-5)
+        assert unknown[1] == pytest.approx(min(5.0, model.mean + model.user_bias[1]), abs=1e-5)
         assert (unknown >= 0.5).all()
         assert (unknown <= 5.0).all()
         model.save(tmp_path)
@@ -79,6 +90,19 @@ class TestRatingModel:
         np.testing.assert_allclose(
             again.predict(np.array([3]), np.array([4])), model.predict(np.array([3]), np.array([4]))
         )
+
+    def test_prediction_is_the_formula(self, matrix: sp.csr_matrix) -> None:
+        model = RatingModel.fit(matrix, RatingConfig(factors=4, iterations=3), (0.5, 5.0))
+        rng = np.random.default_rng(1)
+        users = rng.integers(0, matrix.shape[0], 200)
+        items = rng.integers(0, matrix.shape[1], 200)
+        expected = (
+            model.mean
+            + model.user_bias[users]
+            + model.item_bias[items]
+            + np.einsum("ij,ij->i", model.user_factors[users], model.item_factors[items])
+        )
+        np.testing.assert_allclose(model.predict(users, items), np.clip(expected, 0.5, 5.0), atol=1e-5)
 
     def test_fold_in_uses_new_ratings(self, matrix: sp.csr_matrix) -> None:
         model = RatingModel.fit(matrix, RatingConfig(factors=4, iterations=5), (0.5, 5.0))

@@ -70,19 +70,10 @@ class RatingModel:
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predictions for row/column positions; -1 marks an unknown user or movie."""
-        users = np.asarray(users)
-        items = np.asarray(items)
-        known_u = users >= 0
-        known_i = items >= 0
-        u = np.where(known_u, users, 0)
-        i = np.where(known_i, items, 0)
-        both = known_u & known_i
-        dot = np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
-        pred = (
-            self.mean
-            + np.where(known_u, self.user_bias[u], 0.0)
-            + np.where(known_i, self.item_bias[i], 0.0)
-            + np.where(both, dot, 0.0)
+        users = np.ascontiguousarray(users, dtype=np.int64)
+        items = np.ascontiguousarray(items, dtype=np.int64)
+        pred = _predict_pairs(
+            users, items, self.mean, self.user_bias, self.item_bias, self.user_factors, self.item_factors
         )
         return np.clip(pred, *self.scale).astype(np.float32)
 
@@ -218,3 +209,31 @@ def _solve_one(y: np.ndarray, target: np.ndarray, config: RatingConfig) -> tuple
     a[np.diag_indices_from(a)] += penalty
     solution = np.linalg.solve(a, design.T @ target)
     return solution[:k], float(solution[k])
+
+
+@numba.njit(cache=True)
+def _predict_pairs(
+    users: np.ndarray,
+    items: np.ndarray,
+    mean: float,
+    user_bias: np.ndarray,
+    item_bias: np.ndarray,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+) -> np.ndarray:
+    """μ + b_u + b_i + p_u · q_i per pair, each term only where its side is known (>= 0)."""
+    pred = np.empty(len(users))
+    for n in range(len(users)):
+        u, i = users[n], items[n]
+        value = mean
+        if u >= 0:
+            value += user_bias[u]
+        if i >= 0:
+            value += item_bias[i]
+        if u >= 0 and i >= 0:
+            dot = 0.0
+            for f in range(user_factors.shape[1]):
+                dot += user_factors[u, f] * item_factors[i, f]
+            value += dot
+        pred[n] = value
+    return pred
