@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,7 +13,7 @@ from app.metrics import Metrics
 from app.services.catalog import Catalog
 from app.services.feedback import FeedbackService, FeedbackUsers
 from app.services.home import HomeConfig
-from app.services.locks import KeyedLocks
+from app.services.rankings import Rankings
 from app.services.recommender import Recommender
 from training.bundle import Bundle
 
@@ -25,8 +25,7 @@ class Services:
     recommender: Recommender
     home: HomeConfig
     feedback: FeedbackService
-    # One ranking computation per user at a time (see KeyedLocks).
-    users_in_flight: KeyedLocks = field(default_factory=KeyedLocks)
+    rankings: Rankings
 
     @classmethod
     def create(
@@ -49,7 +48,7 @@ class Services:
             cache_seconds=cache_seconds,
             users=feedback_users,
         )
-        return cls(bundle, catalog, recommender, home, feedback)
+        return cls(bundle, catalog, recommender, home, feedback, Rankings(recommender, feedback))
 
 
 async def get_services(request: Request) -> Services:

@@ -26,18 +26,12 @@ UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own
 async def recommendations(
     user_id: UserPath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10
 ) -> dict:
-    # A cached ranking answers on the event loop; scoring runs in the thread pool, once per user
-    # however many requests for them arrive together (the others then read the cache).
+    # A cached ranking answers on the event loop; a new one is made in the thread pool, once
+    # per user however many requests for them arrive together (see Rankings).
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
-        async with services.users_in_flight(user_id):
-            result = services.recommender.cached_for_user(user_id, k, filters, count=False)
-            if result is None:
-                since = services.recommender.generation
-                stored = await services.feedback.stored(user_id)
-                result = await run_in_threadpool(
-                    services.recommender.for_user, user_id, k, filters, stored, since
-                )
+        ranking = await services.rankings.of(user_id, count=False)
+        result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
     return result
 
 
@@ -52,8 +46,10 @@ async def because_you_watched(
     rows: Annotated[int, Query(ge=1, le=20, description="How many rows (1-20).")] = 3,
     k: KQuery = 10,
 ) -> dict:
-    stored = await services.feedback.stored(user_id)
-    result = await run_in_threadpool(services.recommender.because_you_watched, user_id, rows, k, None, stored)
+    ranking = await services.rankings.of(user_id)
+    result = []
+    if ranking is not None:
+        result = await run_in_threadpool(services.recommender.because_you_watched, ranking.history, rows, k)
     return {"user_id": user_id, "rows": result}
 
 
@@ -65,8 +61,6 @@ async def because_you_watched(
     "no movie appears twice and rows with nothing to show are left out.",
 )
 async def home(user_id: UserPath, services: ServicesDep) -> dict:
-    async with services.users_in_flight(user_id):  # the page's ranking is computed once, as above
-        since = services.recommender.generation
-        stored = await services.feedback.stored(user_id)
-        rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, stored, since)
+    ranking = await services.rankings.of(user_id)
+    rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
     return {"user_id": user_id, "rows": rows}

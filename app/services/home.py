@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.catalog import Filters
-from app.services.recommender import Recommender, Stored
+from app.services.recommender import Ranking, Recommender
 
 
 class RowConfig(BaseModel):
@@ -38,12 +38,9 @@ class HomeConfig(BaseModel):
 
 
 def home_page(
-    recommender: Recommender,
-    config: HomeConfig,
-    user_id: int,
-    stored: Stored | None = None,
-    since: int | None = None,
+    recommender: Recommender, config: HomeConfig, user_id: int, ranking: Ranking | None
 ) -> list[dict[str, Any]]:
+    """The page for a user with their ranking (None: no history; their rows are left out)."""
     catalog = recommender.catalog
     shown: set[int] = set()
     page: list[dict[str, Any]] = []
@@ -56,12 +53,13 @@ def home_page(
     for row in config.rows:
         filters = Filters(genre=row.genre, exclude=tuple(shown))
         if row.kind == "for_you":
-            result = recommender.for_user(user_id, row.k, filters, stored, since)
-            if result["known_user"]:
-                add(row.title, row.kind, result["items"])
+            if ranking is not None:
+                add(row.title, row.kind, recommender.answer(user_id, ranking, row.k, filters)["items"])
         elif row.kind == "because_you_watched":
-            for because in recommender.because_you_watched(user_id, row.rows, row.k, shown, stored):
-                add(row.title.replace("{movie}", because["because"]["title"]), row.kind, because["items"])
+            if ranking is not None:
+                for because in recommender.because_you_watched(ranking.history, row.rows, row.k, shown):
+                    title = row.title.replace("{movie}", because["because"]["title"])
+                    add(title, row.kind, because["items"])
         else:
             chart = catalog.chart(row.kind, filters, row.k, row.min_ratings)
             add(row.title, row.kind, [catalog.card(p, s) for p, s in chart])

@@ -61,25 +61,17 @@ class History:
 
 
 @dataclass(frozen=True)
-class Liked:
-    """A user's liked movies (seen, rated at least their median) with their unit ALS vectors:
-    each recommendation's "because" is the liked movie most similar to it."""
-
-    positions: np.ndarray
-    unit: np.ndarray
-
-
-@dataclass(frozen=True)
 class Ranking:
-    """A user's cached ranking: unseen movies best first, their scores, the history and the
-    liked movies the picks are explained by. `complete`: it holds every unseen movie (else
-    filters that leave fewer than k in it are answered by scoring the catalog)."""
+    """A user's cached ranking: unseen movies best first, their scores, for each the liked
+    movie it is explained by (its "because", -1 for none; see _because), and the history.
+    `complete`: it holds every unseen movie (else filters that leave fewer than k in it are
+    answered by scoring the catalog)."""
 
     positions: np.ndarray
     scores: np.ndarray
+    because: np.ndarray
     history: History
     vector: np.ndarray
-    liked: Liked
     complete: bool
 
 
@@ -167,18 +159,55 @@ class Recommender:
             self._generation += 1
             self._rankings.pop(user_id, None)
 
-    def cached_for_user(
-        self, user_id: int, k: int, filters: Filters, count: bool = True
-    ) -> dict[str, Any] | None:
-        """The answer from the user's cached ranking, or None when it must be computed (not
-        cached yet, or the filters leave fewer than k movies in the cached depth). Cheap
-        enough to run on the event loop. `count=False` leaves the cache metrics alone (a
+    def cached_ranking(self, user_id: int, count: bool = True) -> Ranking | None:
+        """The user's cached ranking, if any. `count=False` leaves the cache metrics alone (a
         second look by the same request)."""
         with self._lock:
             ranking = self._rankings.get(user_id)
         if self.metrics and count:
             self.metrics.ranking_cache.labels("hit" if ranking is not None else "miss").inc()
+        return ranking
+
+    def cached_for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any] | None:
+        """The answer from the user's cached ranking, or None when it must be computed (not
+        cached yet, or the filters leave fewer than k movies in the ranking). Cheap enough to
+        run on the event loop."""
+        ranking = self.cached_ranking(user_id)
         return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
+
+    def ranking_for(
+        self, user_id: int, stored: Stored | None = None, since: int | None = None
+    ) -> Ranking | None:
+        """The user's ranking, computed and cached: a bundle user with no stored feedback reads
+        theirs from the build's table, anyone with stored feedback is folded in from their whole
+        history; None for someone with no history at all.
+
+        `since` is the `generation` read before `stored` was: the new ranking is cached only
+        if no write came in between (else the next read computes it from fresher feedback)."""
+        history = self.history_of(user_id, stored)
+        row = self.user_row(user_id)
+        if row >= 0 and not stored:
+            ranking = self._stored_ranking(row, history)
+        elif len(history.positions):
+            vector = self.ranker.fold_in(history.positions, history.ratings, history.rated)
+            ranking = self._ranking(vector, history)
+        else:
+            return None
+        with self._lock:
+            if since is None or since == self._generation:
+                self._rankings[user_id] = ranking
+        return ranking
+
+    def answer(self, user_id: int, ranking: Ranking | None, k: int, filters: Filters) -> dict[str, Any]:
+        """Top-k from the user's ranking or, when the filters reach deeper than it, scored in
+        full; the popular fallback for a user without one."""
+        if ranking is None:
+            return self._fallback(user_id, k, filters)
+        result = self._from_ranking(user_id, ranking, k, filters)
+        if result is None:
+            items = self._rank(ranking.vector, ranking.history, k, filters)
+            result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
+        return result
 
     def for_user(
         self,
@@ -188,32 +217,9 @@ class Recommender:
         stored: Stored | None = None,
         since: int | None = None,
     ) -> dict[str, Any]:
-        """Top-k for a user: from their ranking (computed and cached on first use), or, when
-        the filters reach deeper than the cached ranking, scored in full. A user with stored
-        feedback is folded in from their whole history; one with no history gets the fallback.
-
-        `since` is the `generation` read before `stored` was: the new ranking is cached only
-        if no write came in between (else the next read computes it from fresher feedback)."""
-        with self._lock:
-            ranking = self._rankings.get(user_id)
-        if ranking is None:
-            history = self.history_of(user_id, stored)
-            row = self.user_row(user_id)
-            if row >= 0 and not stored:
-                ranking = self._stored_ranking(row, history)
-            elif len(history.positions):
-                vector = self.ranker.fold_in(history.positions, history.ratings, history.rated)
-                ranking = self._ranking(vector, history)
-            else:
-                return self._fallback(user_id, k, filters)
-            with self._lock:
-                if since is None or since == self._generation:
-                    self._rankings[user_id] = ranking
-        result = self._from_ranking(user_id, ranking, k, filters)
-        if result is None:
-            items = self._rank(ranking.vector, ranking.history, k, filters)
-            result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
-        return result
+        """Top-k for a user, from their cached ranking or a new one (see ranking_for)."""
+        ranking = self.cached_ranking(user_id, count=False) or self.ranking_for(user_id, stored, since)
+        return self.answer(user_id, ranking, k, filters)
 
     def _fallback(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
         items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
@@ -227,15 +233,9 @@ class Recommender:
             return self._ranking(vector, history)
         positions = self._top_positions[row]
         keep = positions >= 0
-        complete = not keep.all()
-        return Ranking(
-            positions[keep].astype(np.int64),
-            self._top_scores[row][keep],
-            history,
-            vector,
-            self._liked(history),
-            complete,
-        )
+        positions = positions[keep].astype(np.int64)
+        because = self._because(positions, history)
+        return Ranking(positions, self._top_scores[row][keep], because, history, vector, not keep.all())
 
     def _ranking(self, vector: np.ndarray, history: History) -> Ranking:
         """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
@@ -244,7 +244,7 @@ class Recommender:
         best = top_k(scores[None, :], RANKING_DEPTH)[0]
         best = best[best >= 0]
         complete = len(best) < RANKING_DEPTH
-        return Ranking(best, scores[best], history, vector, self._liked(history), complete)
+        return Ranking(best, scores[best], self._because(best, history), history, vector, complete)
 
     def _from_ranking(
         self, user_id: int, ranking: Ranking, k: int, filters: Filters
@@ -256,11 +256,15 @@ class Recommender:
         if len(keep) < k and not ranking.complete:
             return None
         chosen = keep[:k]
-        picks = ranking.positions[chosen]
-        sources = self._because(picks, ranking.liked)
+        sources = self.catalog.sources
         items = [
-            {**self.catalog.card(int(p), s), "because": src}
-            for p, s, src in zip(picks, ranking.scores[chosen], sources, strict=True)
+            {**self.catalog.card(p, s), "because": sources[b] if b >= 0 else None}
+            for p, s, b in zip(
+                ranking.positions[chosen].tolist(),
+                ranking.scores[chosen].tolist(),
+                ranking.because[chosen].tolist(),
+                strict=True,
+            )
         ]
         return {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
 
@@ -279,23 +283,20 @@ class Recommender:
         scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], k)[0]
         best = best[best >= 0]
-        sources = self._because(best, self._liked(history))
+        sources = self.catalog.sources
         return [
-            {**self.catalog.card(int(p), scores[p]), "because": src}
-            for p, src in zip(best, sources, strict=True)
+            {**self.catalog.card(p, scores[p]), "because": sources[b] if b >= 0 else None}
+            for p, b in zip(best.tolist(), self._because(best, history).tolist(), strict=True)
         ]
 
-    def _liked(self, history: History) -> Liked:
+    def _because(self, picks: np.ndarray, history: History) -> np.ndarray:
+        """For each pick, the liked movie (seen, rated at least the user's median) most similar
+        to it by ALS cosine, as a catalog position; -1 when the user liked none."""
         positions, ratings = history.positions[history.seen], history.ratings[history.seen]
-        liked = positions[ratings >= np.median(ratings)] if len(positions) else positions
-        return Liked(liked, self._unit[liked])
-
-    def _because(self, picks: np.ndarray, liked: Liked) -> list[dict[str, Any] | None]:
-        """For each pick, the liked movie it is most similar to (ALS cosine)."""
-        if len(liked.positions) == 0 or len(picks) == 0:
-            return [None] * len(picks)
-        best = liked.positions[np.argmax(self._unit[picks] @ liked.unit.T, axis=1)]
-        return [self.catalog.sources[p] for p in best]
+        if len(positions) == 0 or len(picks) == 0:
+            return np.full(len(picks), -1, dtype=np.int64)
+        liked = positions[ratings >= np.median(ratings)]
+        return liked[np.argmax(self._unit[picks] @ self._unit[liked].T, axis=1)]
 
     # similar and because-you-watched -------------------------------------------------------
     def similar(self, position: int, k: int, filters: Filters) -> list[dict[str, Any]]:
@@ -309,18 +310,12 @@ class Recommender:
         return [self.catalog.card(int(neighbours[i]), scores[i]) for i in chosen]
 
     def because_you_watched(
-        self,
-        user_id: int,
-        rows: int,
-        k: int,
-        exclude: set[int] | None = None,
-        stored: Stored | None = None,
+        self, history: History, rows: int, k: int, exclude: set[int] | None = None
     ) -> list[dict[str, Any]]:
-        """Rows of movies similar to the user's highest-rated (or watched) ones; nothing seen,
-        no repeats.
+        """Rows of movies similar to the highest-rated (or watched) movies of a user's history
+        (history_of); nothing seen, no repeats.
 
         `exclude` holds movie ids already shown elsewhere on the page."""
-        history = self.history_of(user_id, stored)
         seen, ratings = history.positions[history.seen], history.ratings[history.seen]
         if len(seen) == 0:
             return []

@@ -411,3 +411,17 @@ def test_filters_deeper_than_the_ranking_score_the_catalog(
     assert len(items) == 6
     assert all("Action" in m["genres"] for m in items)
     assert not {m["movie_id"] for m in items} & seen_by(44)
+
+
+def test_because_is_the_liked_movie_most_like_the_pick(artifacts: Path) -> None:
+    bundle = read_bundle(artifacts)
+    recommender = Recommender(bundle, Catalog(bundle))
+    factors = bundle.ranker.als.item_factors
+    unit = factors / np.linalg.norm(factors, axis=1, keepdims=True)
+    for user_id in (2, 17, 44):
+        history = recommender.user_history(user_id)
+        liked = history.positions[history.ratings >= np.median(history.ratings)]
+        for item in recommender.for_user(user_id, 8, Filters())["items"]:
+            pick = recommender.catalog.index.position(item["movie_id"])
+            expected = liked[np.argmax(unit[liked] @ unit[pick])]
+            assert item["because"]["movie_id"] == bundle.movies["movie_id"].iloc[expected]

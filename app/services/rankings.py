@@ -1,0 +1,57 @@
+"""Users' rankings for the async routes: cached, or computed once however many ask at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from app.services.feedback import FeedbackService
+from app.services.recommender import Ranking, Recommender
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """`await flight.run(key, work)`: concurrent calls with one key share one run of `work`.
+
+    The first caller starts it; the others await the same result (or exception), all woken
+    at once when it is done. A caller that goes away (a client disconnects) does not cancel
+    the work for the others.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(work())
+            self._running[key] = running
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(running)
+
+
+class Rankings:
+    """A user's ranking: the recommender's cached one, else computed from their stored
+    feedback in the thread pool, once per user however many requests arrive together (the
+    first request of a wrk run brings 64 for the same user)."""
+
+    def __init__(self, recommender: Recommender, feedback: FeedbackService):
+        self.recommender = recommender
+        self.feedback = feedback
+        self._flights: SingleFlight[Ranking | None] = SingleFlight()
+
+    async def of(self, user_id: int, count: bool = True) -> Ranking | None:
+        """None for a user with no history at all (they get the fallback)."""
+        ranking = self.recommender.cached_ranking(user_id, count)
+        if ranking is None:
+            ranking = await self._flights.run(user_id, lambda: self._compute(user_id))
+        return ranking
+
+    async def _compute(self, user_id: int) -> Ranking | None:
+        since = self.recommender.generation
+        stored = await self.feedback.stored(user_id)
+        return await run_in_threadpool(self.recommender.ranking_for, user_id, stored, since)
