@@ -1,4 +1,4 @@
-"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction) ahead of use.
+"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, one user's EASE scores) ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from training.models.knn import ItemKNN, KNNConfig
 from training.models.rating import RatingConfig, RatingModel
+from training.scoring import _sum_rows
 
 
 def warm_up() -> None:
@@ -19,6 +20,7 @@ def warm_up() -> None:
     model = RatingModel.fit(ratings, RatingConfig(factors=2, iterations=1), (1.0, 5.0))
     model.predict(np.array([0, -1]), np.array([1, 0]))
     ItemKNN.fit(ratings, KNNConfig(shrinkage=0.0)).predict(np.array([0]), np.array([2]), ratings)
+    _sum_rows(ratings.indptr, ratings.indices, ratings.data, np.array([0, 2], dtype=np.int32))
 
 
 if __name__ == "__main__":

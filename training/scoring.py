@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -44,9 +45,13 @@ class Ranker:
         """users x items scores for ALS vectors (users x f) and history rows (users x items)."""
         scores = self.als_weight * (user_vectors @ self.als.item_factors.T)
         if self.ease is not None and self.ease_weight:
-            binary = histories.copy()
-            binary.data = np.ones_like(binary.data)
-            scores += self.ease_weight * (binary @ self.ease).toarray()
+            if histories.shape[0] == 1:  # one user (a request): add up their rows of B
+                ease = _sum_rows(self.ease.indptr, self.ease.indices, self.ease.data, histories.indices)
+                scores += self.ease_weight * ease[None, :]
+            else:
+                binary = histories.copy()
+                binary.data = np.ones_like(binary.data)
+                scores += self.ease_weight * (binary @ self.ease).toarray()
         return scores.astype(np.float32, copy=False)
 
     def best_unseen(
@@ -79,3 +84,13 @@ class Ranker:
             chosen = np.take_along_axis(block, np.maximum(best, 0), axis=1)
             scores[rows] = np.where(best >= 0, chosen, -np.inf)
         return positions, scores
+
+
+@numba.njit(cache=True)
+def _sum_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The sum of a CSR matrix's `rows`: a binary history row times the matrix."""
+    out = np.zeros(len(indptr) - 1, dtype=np.float64)
+    for row in rows:
+        for at in range(indptr[row], indptr[row + 1]):
+            out[indices[at]] += data[at]
+    return out

@@ -184,6 +184,16 @@ def test_best_unseen_is_the_top_of_the_full_scores(matrix: sp.csr_matrix, blend:
         np.testing.assert_allclose(full[user, positions[user]], scores[user], rtol=1e-4, atol=1e-5)
 
 
+def test_one_users_scores_equal_their_row_of_a_batch(matrix: sp.csr_matrix) -> None:
+    """A request scores one user (EASE rows added up directly); the build scores batches."""
+    als = _als(matrix)
+    ranker = Ranker(als, fit_ease(matrix, EASEConfig(regularization=50.0)), 0.6, 0.4, 5.0)
+    full = ranker.scores(als.user_factors, matrix)
+    for user in (0, 7, 33):
+        one = ranker.scores(als.user_factors[[user]], matrix[[user]])
+        np.testing.assert_allclose(one[0], full[user], rtol=1e-5, atol=1e-6)
+
+
 def test_best_unseen_pads_when_the_catalog_runs_out() -> None:
     factors = np.eye(3, dtype=np.float32)
     als = ALSModel(ALSConfig(factors=3), factors[:2], factors)
