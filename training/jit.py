@@ -1,4 +1,5 @@
-"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, one user's EASE scores) ahead of use.
+"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, one
+user's EASE scores) ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
