@@ -31,7 +31,9 @@ async def recommendations(
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
         ranking = await services.rankings.of(user_id, count=False)
-        result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
+        result = services.recommender.from_ranking(user_id, ranking, k, filters)
+        if result is None:  # the filters reach deeper than the ranking: score the catalog
+            result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
     return result
 
 

@@ -54,4 +54,6 @@ class Rankings:
     async def _compute(self, user_id: int) -> Ranking | None:
         since = self.recommender.generation
         stored = await self.feedback.stored(user_id)
+        if self.recommender.ranking_is_cheap(user_id, stored):  # read from the bundle's table
+            return self.recommender.ranking_for(user_id, stored, since)
         return await run_in_threadpool(self.recommender.ranking_for, user_id, stored, since)

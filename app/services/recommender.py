@@ -22,6 +22,7 @@ from training.interactions import IdIndex
 from training.metrics import top_k
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
+CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,18 @@ class Recommender:
         cached yet, or the filters leave fewer than k movies in the ranking). Cheap enough to
         run on the event loop."""
         ranking = self.cached_ranking(user_id)
-        return None if ranking is None else self._from_ranking(user_id, ranking, k, filters)
+        return None if ranking is None else self.from_ranking(user_id, ranking, k, filters)
+
+    def ranking_is_cheap(self, user_id: int, stored: Stored | None) -> bool:
+        """Whether ranking_for only reads the build's table for this user, for a history short
+        enough that explaining the picks is small work: cheap enough for the event loop."""
+        row = self.user_row(user_id)
+        return (
+            row >= 0
+            and not stored
+            and self._top_positions.shape[1] > 0
+            and self.history.indptr[row + 1] - self.history.indptr[row] <= CHEAP_HISTORY
+        )
 
     def ranking_for(
         self, user_id: int, stored: Stored | None = None, since: int | None = None
@@ -203,7 +215,7 @@ class Recommender:
         full; the popular fallback for a user without one."""
         if ranking is None:
             return self._fallback(user_id, k, filters)
-        result = self._from_ranking(user_id, ranking, k, filters)
+        result = self.from_ranking(user_id, ranking, k, filters)
         if result is None:
             items = self._rank(ranking.vector, ranking.history, k, filters)
             result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
@@ -246,9 +258,14 @@ class Recommender:
         complete = len(best) < RANKING_DEPTH
         return Ranking(best, scores[best], self._because(best, history), history, vector, complete)
 
-    def _from_ranking(
-        self, user_id: int, ranking: Ranking, k: int, filters: Filters
+    def from_ranking(
+        self, user_id: int, ranking: Ranking | None, k: int, filters: Filters
     ) -> dict[str, Any] | None:
+        """Top-k read off the user's ranking (the fallback without one): cheap enough for the
+        event loop. None when the filters leave fewer than k movies in an incomplete ranking
+        (`answer` then scores the catalog)."""
+        if ranking is None:
+            return self._fallback(user_id, k, filters)
         mask = self.catalog.eligible(filters)
         keep = (
             np.flatnonzero(mask[ranking.positions]) if mask is not None else np.arange(len(ranking.positions))
