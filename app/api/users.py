@@ -26,8 +26,8 @@ UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own
 async def recommendations(
     user_id: UserPath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10
 ) -> dict:
-    # A cached ranking answers on the event loop; a new one is made in the thread pool, once
-    # per user however many requests for them arrive together (see Rankings).
+    # A cached ranking answers on the event loop; a new one is read from the bundle's table or
+    # computed, once per user however many requests for them arrive together (see Rankings).
     result = services.recommender.cached_for_user(user_id, k, filters)
     if result is None:
         ranking = await services.rankings.of(user_id, count=False)

@@ -151,7 +151,7 @@ class Recommender:
     @property
     def generation(self) -> int:
         """Bumped by every invalidation: a ranking computed from feedback read before a later
-        write is not cached (see for_user's `since`)."""
+        write is not cached (see ranking_for's `since`)."""
         return self._generation
 
     def invalidate(self, user_id: int) -> None:
@@ -220,18 +220,6 @@ class Recommender:
             items = self._rank(ranking.vector, ranking.history, k, filters)
             result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
         return result
-
-    def for_user(
-        self,
-        user_id: int,
-        k: int,
-        filters: Filters,
-        stored: Stored | None = None,
-        since: int | None = None,
-    ) -> dict[str, Any]:
-        """Top-k for a user, from their cached ranking or a new one (see ranking_for)."""
-        ranking = self.cached_ranking(user_id, count=False) or self.ranking_for(user_id, stored, since)
-        return self.answer(user_id, ranking, k, filters)
 
     def _fallback(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
         items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]

@@ -406,7 +406,7 @@ def test_filters_deeper_than_the_ranking_score_the_catalog(
         user_top_scores=bundle.user_top_scores[:, :table_depth],
     )
     recommender = Recommender(bundle, Catalog(bundle))
-    result = recommender.for_user(44, 6, Filters(genre="Action"))
+    result = recommender.answer(44, recommender.ranking_for(44), 6, Filters(genre="Action"))
     items = result["items"]
     assert len(items) == 6
     assert all("Action" in m["genres"] for m in items)
@@ -421,7 +421,7 @@ def test_because_is_the_liked_movie_most_like_the_pick(artifacts: Path) -> None:
     for user_id in (2, 17, 44):
         history = recommender.user_history(user_id)
         liked = history.positions[history.ratings >= np.median(history.ratings)]
-        for item in recommender.for_user(user_id, 8, Filters())["items"]:
+        for item in recommender.answer(user_id, recommender.ranking_for(user_id), 8, Filters())["items"]:
             pick = recommender.catalog.index.position(item["movie_id"])
             expected = liked[np.argmax(unit[liked] @ unit[pick])]
             assert item["because"]["movie_id"] == bundle.movies["movie_id"].iloc[expected]

@@ -281,9 +281,9 @@ def test_a_ranking_read_before_a_write_is_not_cached(artifacts: Path) -> None:
     recommender = Recommender(bundle, Catalog(bundle))
     since = recommender.generation
     recommender.invalidate(4)  # a write lands while the read is under way
-    recommender.for_user(4, 5, Filters(), None, since)
+    recommender.ranking_for(4, None, since)
     assert recommender.cached_for_user(4, 5, Filters()) is None
-    recommender.for_user(4, 5, Filters(), None, recommender.generation)
+    recommender.ranking_for(4, None, recommender.generation)
     assert recommender.cached_for_user(4, 5, Filters()) is not None
 
 
