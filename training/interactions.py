@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,12 @@ class IdIndex:
         return np.where(hit, pos, -1)
 
     def position(self, value: int) -> int:
-        return int(self.positions(np.array([value]))[0])
+        """One value's position (-1 if absent), without numpy's per-call overhead: a request
+        looks up one id."""
+        if self._table is not None:
+            return int(self._table[value]) if 0 <= value < len(self._table) else -1
+        at = bisect.bisect_left(self.ids, value)
+        return at if at < len(self.ids) and int(self.ids[at]) == value else -1
 
 
 def user_item_matrix(

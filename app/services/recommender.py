@@ -312,7 +312,10 @@ class Recommender:
         if mask is not None:
             keep &= mask[np.maximum(neighbours, 0)]
         chosen = np.flatnonzero(keep)[:k]
-        return [self.catalog.card(int(neighbours[i]), scores[i]) for i in chosen]
+        return [
+            self.catalog.card(p, s)
+            for p, s in zip(neighbours[chosen].tolist(), scores[chosen].tolist(), strict=True)
+        ]
 
     def because_you_watched(
         self, history: History, rows: int, k: int, exclude: set[int] | None = None

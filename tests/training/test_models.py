@@ -39,8 +39,10 @@ def test_id_index_positions(largest: int) -> None:
     index = IdIndex.of(ids[::-1])
     asked = np.array([8, 3, 4, largest, -5, largest + 1, 0, 120, 2**62], dtype=np.int64)
     assert index.positions(asked).tolist() == [2, 0, -1, 4, -1, -1, -1, 3, -1]
-    assert index.position(7) == 1
-    assert IdIndex.of(np.array([], dtype=np.int64)).positions(asked).tolist() == [-1] * len(asked)
+    assert [index.position(int(value)) for value in asked] == index.positions(asked).tolist()
+    empty = IdIndex.of(np.array([], dtype=np.int64))
+    assert empty.positions(asked).tolist() == [-1] * len(asked)
+    assert [empty.position(int(value)) for value in asked] == [-1] * len(asked)
 
 
 class TestALS:
