@@ -182,7 +182,8 @@ def _neighbourhood_offsets(
     users, items, user_base, neighbours, similarities, item_bias, indptr, indices, data, max_neighbours
 ):
     """Σ_j s_ij (r_uj - b_uj) / Σ_j s_ij per (user, movie) pair, over the `max_neighbours` most
-    similar movies the user rated (neighbour lists are sorted by similarity); 0 when none was.
+    similar movies the user rated (neighbour lists are sorted by similarity, padded with -1 at
+    the end); 0 when none was.
 
     Pairs are visited grouped by user: the user's ratings are spread once into a movie-indexed
     scratch row (stamped with the group, so nothing is ever cleared), and each neighbour is then
@@ -190,7 +191,7 @@ def _neighbourhood_offsets(
     """
     out = np.zeros(len(items))
     n_users = len(indptr) - 1
-    stamp = np.full(len(item_bias), -1, dtype=np.int64)
+    stamp = np.full(len(item_bias), -1, dtype=np.int32)
     rating = np.zeros(len(item_bias))
     current = -1
     for p in np.argsort(users, kind="mergesort"):
@@ -207,8 +208,10 @@ def _neighbourhood_offsets(
         used = 0
         for n in range(neighbours.shape[1]):
             neighbour = neighbours[item, n]
+            if neighbour < 0:  # the padding after the movie's last neighbour
+                break
             similarity = similarities[item, n]
-            if neighbour < 0 or similarity <= 0.0 or stamp[neighbour] != user:
+            if similarity <= 0.0 or stamp[neighbour] != user:
                 continue
             total += similarity
             weighted += similarity * (rating[neighbour] - item_bias[neighbour])
