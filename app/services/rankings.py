@@ -35,9 +35,10 @@ class SingleFlight(Generic[T]):
 
 
 class Rankings:
-    """A user's ranking: the recommender's cached one, else computed from their stored
-    feedback in the thread pool, once per user however many requests arrive together (the
-    first request of a wrk run brings 64 for the same user)."""
+    """A user's ranking: the recommender's cached one, else made from their stored feedback
+    (read from the bundle's table on the event loop when that is a lookup, computed in the
+    thread pool otherwise), once per user however many requests arrive together (the first
+    request of a wrk run brings 64 for the same user)."""
 
     def __init__(self, recommender: Recommender, feedback: FeedbackService):
         self.recommender = recommender
