@@ -261,16 +261,7 @@ class Recommender:
         if len(keep) < k and not ranking.complete:
             return None
         chosen = keep[:k]
-        sources = self.catalog.sources
-        items = [
-            {**self.catalog.card(p, s), "because": sources[b] if b >= 0 else None}
-            for p, s, b in zip(
-                ranking.positions[chosen].tolist(),
-                ranking.scores[chosen].tolist(),
-                ranking.because[chosen].tolist(),
-                strict=True,
-            )
-        ]
+        items = self._items(ranking.positions[chosen], ranking.scores[chosen], ranking.because[chosen])
         return {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
 
     def for_visitor(
@@ -288,10 +279,14 @@ class Recommender:
         scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], k)[0]
         best = best[best >= 0]
+        return self._items(best, scores[best], self._because(best, history))
+
+    def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:
+        """Ranked movies as answered: each card with its score and its "because" (or None)."""
         sources = self.catalog.sources
         return [
-            {**self.catalog.card(p, scores[p]), "because": sources[b] if b >= 0 else None}
-            for p, b in zip(best.tolist(), self._because(best, history).tolist(), strict=True)
+            {**self.catalog.card(p, s), "because": sources[b] if b >= 0 else None}
+            for p, s, b in zip(positions.tolist(), scores.tolist(), because.tolist(), strict=True)
         ]
 
     def _because(self, picks: np.ndarray, history: History) -> np.ndarray:
