@@ -16,9 +16,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.main import create_app
+from app.services.catalog import Catalog
+from app.services.recommender import Recommender
 from app.settings import Settings
 from tests.conftest import write_movielens_csv
 from training.build import build
+from training.bundle import read_bundle
 from training.config import BuildConfig, TuneConfig
 from training.datasets import load_dataset
 from training.models.als import ALSConfig
@@ -34,6 +37,13 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     build(load_dataset(write_movielens_csv(root / "ml-mini")), root / "artifacts", config)
     return root / "artifacts"
+
+
+@pytest.fixture
+def recommender(artifacts: Path) -> Recommender:
+    """A fresh recommender over the served bundle, with nothing cached yet."""
+    bundle = read_bundle(artifacts)
+    return Recommender(bundle, Catalog(bundle))
 
 
 @pytest.fixture(scope="session")

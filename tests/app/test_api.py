@@ -375,10 +375,9 @@ async def test_concurrent_first_requests_compute_a_users_ranking_once(
     assert len(computed) == 1
 
 
-def test_stored_rankings_equal_computed_ones(artifacts: Path) -> None:
+def test_stored_rankings_equal_computed_ones(recommender: Recommender) -> None:
     """A bundle user's ranking read from the build's table is the one scoring computes."""
-    bundle = read_bundle(artifacts)
-    recommender = Recommender(bundle, Catalog(bundle))
+    bundle = recommender.bundle
     assert bundle.user_top_positions.shape[1] > 0
     for row, user_id in enumerate(bundle.user_ids[:40]):
         history = recommender.user_history(int(user_id))
@@ -413,9 +412,8 @@ def test_filters_deeper_than_the_ranking_score_the_catalog(
     assert not {m["movie_id"] for m in items} & seen_by(44)
 
 
-def test_because_is_the_liked_movie_most_like_the_pick(artifacts: Path) -> None:
-    bundle = read_bundle(artifacts)
-    recommender = Recommender(bundle, Catalog(bundle))
+def test_because_is_the_liked_movie_most_like_the_pick(recommender: Recommender) -> None:
+    bundle = recommender.bundle
     factors = bundle.ranker.als.item_factors
     unit = factors / np.linalg.norm(factors, axis=1, keepdims=True)
     for user_id in (2, 17, 44):

@@ -15,12 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.main import create_app
-from app.services.catalog import Catalog, Filters
+from app.services.catalog import Filters
 from app.services.recommender import Recommender
 from app.settings import Settings
 from tests.app.conftest import POSTGRES_ADMIN_URL, postgres_database, serving
 from tests.app.test_api import seen_by
-from training.bundle import read_bundle
 
 NEW_USER = 4_000_000_000  # beyond 32 bits, unknown to the bundle
 
@@ -274,11 +273,9 @@ async def test_database_down_then_back(artifacts: Path) -> None:
             await admin.dispose()
 
 
-def test_a_ranking_read_before_a_write_is_not_cached(artifacts: Path) -> None:
+def test_a_ranking_read_before_a_write_is_not_cached(recommender: Recommender) -> None:
     """A read that fetched the user's feedback before a write finished must not cache what it
     computed from it: the next read has to see the write."""
-    bundle = read_bundle(artifacts)
-    recommender = Recommender(bundle, Catalog(bundle))
     since = recommender.generation
     recommender.invalidate(4)  # a write lands while the read is under way
     recommender.ranking_for(4, None, since)
