@@ -18,11 +18,24 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 60); do curl -sf "127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.5; done
 
-USER_ID=$(curl -sf "127.0.0.1:$PORT/health" >/dev/null && .venv/bin/python - "$ARTIFACTS" <<'PY'
+# Per-user endpoints cycle through up to 1,000 of the bundle's users (one user per request, in
+# turn), so a run measures many users' answers, not one user's kept answer.
+USERS=$(.venv/bin/python - "$ARTIFACTS" <<'PY'
 import sys, numpy as np, pathlib
-print(int(np.load(pathlib.Path(sys.argv[1]) / "current" / "users.npy")[0]))
+print(",".join(str(int(u)) for u in np.load(pathlib.Path(sys.argv[1]) / "current" / "users.npy")[:1000]))
 PY
 )
+user_script() {  # a wrk script asking /users/{id}/$1 for each user in turn
+  cat > "/tmp/cinerec-users-$2.lua" <<LUA
+local users = {$USERS}
+local turn = 0
+request = function()
+  turn = turn % #users + 1
+  return wrk.format("GET", "/users/" .. users[turn] .. "/$1")
+end
+LUA
+  echo "/tmp/cinerec-users-$2.lua"
+}
 MOVIE_ID=$(curl -sf "127.0.0.1:$PORT/top-rated?k=1" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["movie_id"])')
 cat > /tmp/cinerec-post.lua <<LUA
 wrk.method = "POST"
@@ -41,7 +54,7 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   baseline=${baseline:-$rps}
-  printf '%-36s %10s req/s  p50 %8s  p99 %8s  x%.2f of /health  %s\n' \
+  printf '%-46s %10s req/s  p50 %8s  p99 %8s  x%.2f of /health  %s\n' \
     "$label" "$rps" "$p50" "$p99" "$(echo "$rps / $baseline" | bc -l)" "${errors:-no errors}"
 }
 echo "wrk: 64 connections, ${SECONDS_EACH}s each, bundle $ARTIFACTS"
@@ -49,8 +62,9 @@ run "GET /health" "/health"
 run "GET /trending" "/trending?k=10"
 run "GET /top-rated" "/top-rated?k=10"
 run "GET /movies/{id}/similar" "/movies/$MOVIE_ID/similar?k=10"
-run "GET /users/{id}/recommendations" "/users/$USER_ID/recommendations?k=10"
-run "GET /users/{id}/home" "/users/$USER_ID/home"
+run "GET /users/{id}/recommendations" / "$(user_script 'recommendations?k=10' recs)"
+run "GET /users/{id}/because-you-watched" / "$(user_script 'because-you-watched?rows=3' because)"
+run "GET /users/{id}/home" / "$(user_script home home)"
 run "POST /recommendations" "/recommendations" /tmp/cinerec-post.lua
 
 # The same load on a user's recommendations while the bundle is reloaded every 2 s: zero
@@ -67,7 +81,7 @@ RELOADS=$(mktemp)
     done
 ) &
 RELOADER=$!
-run "GET /users/{id}/recommendations + reloads" "/users/$USER_ID/recommendations?k=10"
+run "GET /users/{id}/recommendations + reloads" / /tmp/cinerec-users-recs.lua
 kill $RELOADER 2>/dev/null || true
 echo "bundle reloads completed during that run: $(wc -l <"$RELOADS")"
 rm -f "$RELOADS"

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from app.schemas import ErrorBody
 from app.services.catalog import Filters
+from app.services.recommender import Ranking
 
 KQuery = Annotated[int, Query(ge=1, le=100, description="How many items to return (1-100).", examples=[10])]
 GenreQuery = Annotated[
@@ -66,3 +67,18 @@ class JSONRoute(APIRoute):
             return await handler(_OrjsonRequest(request.scope, request.receive))
 
         return parse_with_orjson
+
+
+def rendered(ranking: Ranking | None, key: Hashable) -> Response | None:
+    """The answer already rendered from this user's ranking for the same request, if any."""
+    body = ranking.rendered.get(key) if ranking is not None else None
+    return None if body is None else Response(body, media_type="application/json")
+
+
+def render(model: type[BaseModel], content: Any, ranking: Ranking | None, key: Hashable) -> Response:
+    """`content` validated against and serialised by the route's response model, as FastAPI
+    would, and kept with the user's ranking for the next identical request (see Ranking)."""
+    body = model.model_validate(content).model_dump_json().encode()
+    if ranking is not None:
+        ranking.keep_rendered(key, body)
+    return Response(body, media_type="application/json")

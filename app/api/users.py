@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import FiltersDep, JSONRoute, KQuery
+from app.api.common import FiltersDep, JSONRoute, KQuery, render, rendered
 from app.deps import ServicesDep
 from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
 from app.services.home import home_page
@@ -25,16 +25,18 @@ UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own
 )
 async def recommendations(
     user_id: UserPath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10
-) -> dict:
-    # A cached ranking answers on the event loop; a new one is read from the bundle's table or
-    # computed, once per user however many requests for them arrive together (see Rankings).
-    result = services.recommender.cached_for_user(user_id, k, filters)
-    if result is None:
-        ranking = await services.rankings.of(user_id, count=False)
-        result = services.recommender.from_ranking(user_id, ranking, k, filters)
-        if result is None:  # the filters reach deeper than the ranking: score the catalog
-            result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
-    return result
+) -> Response:
+    # The user's ranking is cached, or read from the bundle's table or computed, once per user
+    # however many requests for them arrive together (see Rankings); the top-k is read off it
+    # on the event loop, and the answer kept with it for the same request again.
+    ranking = await services.rankings.of(user_id)
+    key = ("recommendations", k, filters)
+    if (answer := rendered(ranking, key)) is not None:
+        return answer
+    result = services.recommender.from_ranking(user_id, ranking, k, filters)
+    if result is None:  # the filters reach deeper than the ranking: score the catalog
+        result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
+    return render(UserRecommendations, result, ranking, key)
 
 
 @router.get(
@@ -47,12 +49,15 @@ async def because_you_watched(
     services: ServicesDep,
     rows: Annotated[int, Query(ge=1, le=20, description="How many rows (1-20).")] = 3,
     k: KQuery = 10,
-) -> dict:
+) -> Response:
     ranking = await services.rankings.of(user_id)
+    key = ("because-you-watched", rows, k)
+    if (answer := rendered(ranking, key)) is not None:
+        return answer
     result = []
     if ranking is not None:
         result = await run_in_threadpool(services.recommender.because_you_watched, ranking.history, rows, k)
-    return {"user_id": user_id, "rows": result}
+    return render(BecauseYouWatched, {"user_id": user_id, "rows": result}, ranking, key)
 
 
 @router.get(
@@ -62,7 +67,9 @@ async def because_you_watched(
     description="Rows, their titles and order come from the operator's HOME_CONFIG file; "
     "no movie appears twice and rows with nothing to show are left out.",
 )
-async def home(user_id: UserPath, services: ServicesDep) -> dict:
+async def home(user_id: UserPath, services: ServicesDep) -> Response:
     ranking = await services.rankings.of(user_id)
+    if (answer := rendered(ranking, "home")) is not None:
+        return answer
     rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
-    return {"user_id": user_id, "rows": rows}
+    return render(HomePage, {"user_id": user_id, "rows": rows}, ranking, "home")

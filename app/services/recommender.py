@@ -7,7 +7,7 @@ the same code the evaluation measured.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from training.interactions import IdIndex
 from training.metrics import top_k
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
+RENDERED_PER_RANKING = 8  # rendered answers kept with a ranking (distinct k/filters/pages)
 CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
 
 
@@ -66,7 +67,11 @@ class Ranking:
     """A user's cached ranking: unseen movies best first, their scores, for each the liked
     movie it is explained by (its "because", -1 for none; see _because), and the history.
     `complete`: it holds every unseen movie (else filters that leave fewer than k in it are
-    answered by scoring the catalog)."""
+    answered by scoring the catalog).
+
+    `rendered` keeps the JSON answers made from it, by request (route and parameters): a
+    repeated request is answered from there. They live exactly as long as the ranking, which
+    a write of the user's feedback or a bundle reload replaces."""
 
     positions: np.ndarray
     scores: np.ndarray
@@ -74,6 +79,12 @@ class Ranking:
     history: History
     vector: np.ndarray
     complete: bool
+    rendered: dict[Hashable, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def keep_rendered(self, key: Hashable, body: bytes) -> None:
+        if len(self.rendered) >= RENDERED_PER_RANKING:
+            self.rendered.clear()
+        self.rendered[key] = body
 
 
 def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:
@@ -168,13 +179,6 @@ class Recommender:
         if self.metrics and count:
             self.metrics.ranking_cache.labels("hit" if ranking is not None else "miss").inc()
         return ranking
-
-    def cached_for_user(self, user_id: int, k: int, filters: Filters) -> dict[str, Any] | None:
-        """The answer from the user's cached ranking, or None when it must be computed (not
-        cached yet, or the filters leave fewer than k movies in the ranking). Cheap enough to
-        run on the event loop."""
-        ranking = self.cached_ranking(user_id)
-        return None if ranking is None else self.from_ranking(user_id, ranking, k, filters)
 
     def ranking_is_cheap(self, user_id: int, stored: Stored | None) -> bool:
         """Whether ranking_for only reads the build's table for this user, for a history short

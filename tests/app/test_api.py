@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
+from app.api import users
+from app.api.common import render
 from app.main import StartupError, create_app
 from app.services.catalog import Catalog, Filters
 from app.services.recommender import Recommender
@@ -373,6 +375,41 @@ async def test_concurrent_first_requests_compute_a_users_ranking_once(
     assert {a.status_code for a in answers} == {200}
     assert len({a.text for a in answers}) == 1
     assert len(computed) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "other"),
+    [
+        ("/users/3/recommendations?k=4&genre=Comedy", "/users/3/recommendations?k=5&genre=Comedy"),
+        ("/users/3/because-you-watched?rows=2&k=3", "/users/3/because-you-watched?rows=2&k=4"),
+        ("/users/3/home", "/users/4/home"),
+    ],
+)
+async def test_a_repeated_request_is_answered_from_the_kept_answer(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch, url: str, other: str
+) -> None:
+    renders = []
+
+    def counted(*args: Any) -> Any:
+        renders.append(args[-1])
+        return render(*args)
+
+    monkeypatch.setattr(users, "render", counted)
+    app = create_app(Settings(artifacts_dir=artifacts))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        first = await http.get(url)
+        again = await http.get(url)
+        assert len(renders) == 1  # the second answer was the kept one
+        assert (again.status_code, again.text, again.headers["content-type"]) == (
+            200,
+            first.text,
+            "application/json",
+        )
+        assert (await http.get(other)).status_code == 200
+        assert len(renders) == 2  # other parameters, or another user: an answer of its own
 
 
 def test_stored_rankings_equal_computed_ones(recommender: Recommender) -> None:
