@@ -26,7 +26,7 @@ router = APIRouter(route_class=JSONRoute, tags=["recommendations"])
     description="The ratings are folded into the ALS model (no retraining); "
     "a liked movie counts as a top rating.",
 )
-def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict:
+async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict:
     top = services.recommender.scale[1]
     rated = {r.movie_id: r.rating for r in body.ratings}
     for movie_id in body.liked:
@@ -34,7 +34,10 @@ def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict
     positions = services.catalog.positions(list(rated))
     ratings = np.clip(np.fromiter(rated.values(), dtype=np.float32), *services.recommender.scale)
     filters = Filters(body.genre, body.year_from, body.year_to, tuple(body.exclude))
-    return {"items": services.recommender.for_visitor(positions, ratings, body.k, filters)}
+    # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the
+    # response's validation to the thread pool too: a second hop).
+    items = await run_in_threadpool(services.recommender.for_visitor, positions, ratings, body.k, filters)
+    return {"items": items}
 
 
 @router.post(

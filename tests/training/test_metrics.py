@@ -38,6 +38,18 @@ def test_top_k_orders_and_skips_minus_inf() -> None:
     assert top_k(scores, 4).tolist() == [[1, 3, 0, -1]]
 
 
+def test_top_k_of_one_row_is_that_row_of_a_batch() -> None:
+    """A request's single row takes a shorter path; ties, -inf and k beyond the finite
+    scores must come out as they do in a batch."""
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 20, (40, 300)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.9] = -np.inf
+    batch = top_k(scores, 50)
+    assert (batch == -1).any()
+    for row in range(len(scores)):
+        assert top_k(scores[row : row + 1], 50).tolist() == batch[row : row + 1].tolist()
+
+
 def test_holdout_split_is_per_user_deterministic() -> None:
     ratings = pd.DataFrame(
         {"user_id": np.repeat([1, 2], [10, 5]), "movie_id": np.arange(15), "rating": 4.0, "timestamp": 0}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
@@ -83,7 +84,8 @@ class ALSModel:
         penalty = self.config.regularization * (len(items) if self.config.weighted_regularization else 1)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
-        return np.linalg.solve(a, b).astype(np.float32)
+        # a is symmetric positive definite (λ > 0, c ≥ 1): Cholesky.
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
