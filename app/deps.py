@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Annotated
 
+from cachetools import LRUCache
 from fastapi import Depends, Request
 
 from app.db.repository import FeedbackRepository
@@ -17,6 +19,8 @@ from app.services.rankings import Rankings
 from app.services.recommender import Recommender
 from training.bundle import Bundle
 
+RENDERED_ANSWERS = 4096  # answers that depend on the bundle alone, kept rendered
+
 
 @dataclass(frozen=True)
 class Services:
@@ -26,6 +30,9 @@ class Services:
     home: HomeConfig
     feedback: FeedbackService
     rankings: Rankings
+    # Rendered answers that depend on the bundle alone (charts, similar movies), by request;
+    # a reload makes new Services, so they never outlive their bundle.
+    rendered: LRUCache[Hashable, bytes] = field(default_factory=lambda: LRUCache(RENDERED_ANSWERS))
 
     @classmethod
     def create(

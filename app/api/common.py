@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, MutableMapping
 from typing import Annotated, Any
 
 import orjson
@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 
 from app.schemas import ErrorBody
 from app.services.catalog import Filters
-from app.services.recommender import Ranking
 
 KQuery = Annotated[int, Query(ge=1, le=100, description="How many items to return (1-100).", examples=[10])]
 GenreQuery = Annotated[
@@ -69,16 +68,19 @@ class JSONRoute(APIRoute):
         return parse_with_orjson
 
 
-def rendered(ranking: Ranking | None, key: Hashable) -> Response | None:
-    """The answer already rendered from this user's ranking for the same request, if any."""
-    body = ranking.rendered.get(key) if ranking is not None else None
+def rendered(answers: MutableMapping[Hashable, bytes] | None, key: Hashable) -> Response | None:
+    """The answer already rendered for the same request, if `answers` keeps it: a user's
+    ranking's (Ranking.rendered) or the bundle's (Services.rendered)."""
+    body = answers.get(key) if answers is not None else None
     return None if body is None else Response(body, media_type="application/json")
 
 
-def render(model: type[BaseModel], content: Any, ranking: Ranking | None, key: Hashable) -> Response:
+def render(
+    model: type[BaseModel], content: Any, answers: MutableMapping[Hashable, bytes] | None, key: Hashable
+) -> Response:
     """`content` validated against and serialised by the route's response model, as FastAPI
-    would, and kept with the user's ranking for the next identical request (see Ranking)."""
+    would, and kept in `answers` (when given) for the next identical request."""
     body = model.model_validate(content).model_dump_json().encode()
-    if ranking is not None:
-        ranking.keep_rendered(key, body)
+    if answers is not None:
+        answers[key] = body
     return Response(body, media_type="application/json")

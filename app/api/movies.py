@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from app.api.common import NOT_FOUND, FiltersDep, GenreQuery, JSONRoute, KQuery, YearFrom, YearTo
+from app.api.common import (
+    NOT_FOUND,
+    FiltersDep,
+    GenreQuery,
+    JSONRoute,
+    KQuery,
+    YearFrom,
+    YearTo,
+    render,
+    rendered,
+)
 from app.deps import ServicesDep
 from app.schemas import Genre, GenreList, Movie, MovieList, MoviePage, SimilarMovies
 from app.services.catalog import Filters
 
 router = APIRouter(route_class=JSONRoute, tags=["movies"])
-# Lookups over precomputed tables are constant time and run on the event loop; title search
-# scans the catalog and stays a plain `def` (thread pool).
+# Lookups over precomputed tables are constant time and run on the event loop, their answers
+# kept rendered by request (Services.rendered); title search scans the catalog and stays a
+# plain `def` (thread pool).
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 
 
@@ -50,9 +61,15 @@ async def trending(
     genre: GenreQuery = None,
     year_from: YearFrom = None,
     year_to: YearTo = None,
-) -> dict:
-    chart = services.catalog.chart("trending", Filters(genre, year_from, year_to), k)
-    return {"items": [services.catalog.card(p, s) for p, s in chart]}
+) -> Response:
+    filters = Filters(genre, year_from, year_to)
+    key = ("trending", k, filters)
+    if (answer := rendered(services.rendered, key)) is not None:
+        return answer
+    chart = services.catalog.chart("trending", filters, k)
+    return render(
+        MovieList, {"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key
+    )
 
 
 @router.get("/top-rated", response_model=MovieList, summary="Best rated movies (Bayesian average)")
@@ -63,15 +80,27 @@ async def top_rated(
     min_ratings: Annotated[
         int, Query(ge=0, le=1_000_000, description="Only movies with this many ratings.")
     ] = 0,
-) -> dict:
+) -> Response:
+    key = ("top_rated", k, genre, min_ratings)
+    if (answer := rendered(services.rendered, key)) is not None:
+        return answer
     chart = services.catalog.chart("top_rated", Filters(genre), k, min_ratings)
-    return {"items": [services.catalog.card(p, s) for p, s in chart]}
+    return render(
+        MovieList, {"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key
+    )
 
 
 @router.get(
     "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=NOT_FOUND, summary="Similar movies"
 )
-async def similar(movie_id: MoviePath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10) -> dict:
-    position = services.catalog.position(movie_id)
+async def similar(
+    movie_id: MoviePath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10
+) -> Response:
+    key = ("similar", movie_id, k, filters)
+    if (answer := rendered(services.rendered, key)) is not None:
+        return answer
+    position = services.catalog.position(movie_id)  # 404 for an unknown id
     items = services.recommender.similar(position, k, filters)
-    return {"movie": services.catalog.card(position), "items": items}
+    return render(
+        SimilarMovies, {"movie": services.catalog.card(position), "items": items}, services.rendered, key
+    )

@@ -30,13 +30,14 @@ async def recommendations(
     # however many requests for them arrive together (see Rankings); the top-k is read off it
     # on the event loop, and the answer kept with it for the same request again.
     ranking = await services.rankings.of(user_id)
+    answers = ranking.rendered if ranking is not None else None
     key = ("recommendations", k, filters)
-    if (answer := rendered(ranking, key)) is not None:
+    if (answer := rendered(answers, key)) is not None:
         return answer
     result = services.recommender.from_ranking(user_id, ranking, k, filters)
     if result is None:  # the filters reach deeper than the ranking: score the catalog
         result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
-    return render(UserRecommendations, result, ranking, key)
+    return render(UserRecommendations, result, answers, key)
 
 
 @router.get(
@@ -51,13 +52,14 @@ async def because_you_watched(
     k: KQuery = 10,
 ) -> Response:
     ranking = await services.rankings.of(user_id)
+    answers = ranking.rendered if ranking is not None else None
     key = ("because-you-watched", rows, k)
-    if (answer := rendered(ranking, key)) is not None:
+    if (answer := rendered(answers, key)) is not None:
         return answer
     result = []
     if ranking is not None:
         result = await run_in_threadpool(services.recommender.because_you_watched, ranking.history, rows, k)
-    return render(BecauseYouWatched, {"user_id": user_id, "rows": result}, ranking, key)
+    return render(BecauseYouWatched, {"user_id": user_id, "rows": result}, answers, key)
 
 
 @router.get(
@@ -69,7 +71,8 @@ async def because_you_watched(
 )
 async def home(user_id: UserPath, services: ServicesDep) -> Response:
     ranking = await services.rankings.of(user_id)
-    if (answer := rendered(ranking, "home")) is not None:
+    answers = ranking.rendered if ranking is not None else None
+    if (answer := rendered(answers, "home")) is not None:
         return answer
     rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
-    return render(HomePage, {"user_id": user_id, "rows": rows}, ranking, "home")
+    return render(HomePage, {"user_id": user_id, "rows": rows}, answers, "home")

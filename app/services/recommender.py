@@ -79,12 +79,9 @@ class Ranking:
     history: History
     vector: np.ndarray
     complete: bool
-    rendered: dict[Hashable, bytes] = field(default_factory=dict, compare=False, repr=False)
-
-    def keep_rendered(self, key: Hashable, body: bytes) -> None:
-        if len(self.rendered) >= RENDERED_PER_RANKING:
-            self.rendered.clear()
-        self.rendered[key] = body
+    rendered: LRUCache[Hashable, bytes] = field(
+        default_factory=lambda: LRUCache(RENDERED_PER_RANKING), compare=False, repr=False
+    )
 
 
 def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:

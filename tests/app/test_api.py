@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
-from app.api import users
+from app.api import movies, users
 from app.api.common import render
 from app.main import StartupError, create_app
 from app.services.catalog import Catalog, Filters
@@ -383,6 +383,9 @@ async def test_concurrent_first_requests_compute_a_users_ranking_once(
         ("/users/3/recommendations?k=4&genre=Comedy", "/users/3/recommendations?k=5&genre=Comedy"),
         ("/users/3/because-you-watched?rows=2&k=3", "/users/3/because-you-watched?rows=2&k=4"),
         ("/users/3/home", "/users/4/home"),
+        ("/movies/1/similar?k=3", "/movies/2/similar?k=3"),
+        ("/trending?k=3&genre=Comedy", "/trending?k=3&genre=Drama"),
+        ("/top-rated?k=3", "/top-rated?k=3&min_ratings=2"),
     ],
 )
 async def test_a_repeated_request_is_answered_from_the_kept_answer(
@@ -395,6 +398,7 @@ async def test_a_repeated_request_is_answered_from_the_kept_answer(
         return render(*args)
 
     monkeypatch.setattr(users, "render", counted)
+    monkeypatch.setattr(movies, "render", counted)
     app = create_app(Settings(artifacts_dir=artifacts))
     async with (
         LifespanManager(app) as manager,
