@@ -58,6 +58,20 @@ class Metrics:
             "cinerec_database_errors_total", "Feedback database errors", ["operation"], registry=self.registry
         )
 
+        self.ranking_hits = self.ranking_cache.labels("hit")
+        self.ranking_misses = self.ranking_cache.labels("miss")
+        # The series of each (method, route, status) seen, so that a request does not look its
+        # labels up again (a lookup costs more than the update).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
     def serving(self, version: str, dataset: str) -> None:
         self.model.clear()
         self.model.labels(version=version, dataset=dataset).set(1)
@@ -101,8 +115,7 @@ class MetricsMiddleware:
             template = getattr(route, "path", "unmatched")
             method = scope["method"]
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(elapsed)
+            self.metrics.record(method, template, status, elapsed)
             access.info(
                 "%s %s %s",
                 method,

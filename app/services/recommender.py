@@ -174,7 +174,7 @@ class Recommender:
         with self._lock:
             ranking = self._rankings.get(user_id)
         if self.metrics and count:
-            self.metrics.ranking_cache.labels("hit" if ranking is not None else "miss").inc()
+            (self.metrics.ranking_hits if ranking is not None else self.metrics.ranking_misses).inc()
         return ranking
 
     def ranking_is_cheap(self, user_id: int, stored: Stored | None) -> bool:
