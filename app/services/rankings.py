@@ -45,9 +45,9 @@ class Rankings:
         self.feedback = feedback
         self._flights: SingleFlight[Ranking | None] = SingleFlight()
 
-    async def of(self, user_id: int, count: bool = True) -> Ranking | None:
+    async def of(self, user_id: int) -> Ranking | None:
         """None for a user with no history at all (they get the fallback)."""
-        ranking = self.recommender.cached_ranking(user_id, count)
+        ranking = self.recommender.cached_ranking(user_id)
         if ranking is None:
             ranking = await self._flights.run(user_id, lambda: self._compute(user_id))
         return ranking

@@ -168,12 +168,11 @@ class Recommender:
             self._generation += 1
             self._rankings.pop(user_id, None)
 
-    def cached_ranking(self, user_id: int, count: bool = True) -> Ranking | None:
-        """The user's cached ranking, if any. `count=False` leaves the cache metrics alone (a
-        second look by the same request)."""
+    def cached_ranking(self, user_id: int) -> Ranking | None:
+        """The user's cached ranking, if any (counted as a cache hit or miss)."""
         with self._lock:
             ranking = self._rankings.get(user_id)
-        if self.metrics and count:
+        if self.metrics:
             (self.metrics.ranking_hits if ranking is not None else self.metrics.ranking_misses).inc()
         return ranking
 
