@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from training.models.knn import ItemKNN, KNNConfig
 from training.models.rating import RatingConfig, RatingModel
-from training.scoring import _sum_rows
+from training.scoring import _add_rows
 
 
 def warm_up() -> None:
@@ -21,7 +21,10 @@ def warm_up() -> None:
     model = RatingModel.fit(ratings, RatingConfig(factors=2, iterations=1), (1.0, 5.0))
     model.predict(np.array([0, -1]), np.array([1, 0]))
     ItemKNN.fit(ratings, KNNConfig(shrinkage=0.0)).predict(np.array([0]), np.array([2]), ratings)
-    _sum_rows(ratings.indptr, ratings.indices, ratings.data, np.array([0, 2], dtype=np.int32))
+    out = np.zeros(3, dtype=np.float32)
+    _add_rows(
+        out, np.float32(0.5), ratings.indptr, ratings.indices, ratings.data, np.array([0, 2], dtype=np.int64)
+    )
 
 
 if __name__ == "__main__":

@@ -45,14 +45,20 @@ class Ranker:
         """users x items scores for ALS vectors (users x f) and history rows (users x items)."""
         scores = self.als_weight * (user_vectors @ self.als.item_factors.T)
         if self.ease is not None and self.ease_weight:
-            if histories.shape[0] == 1:  # one user (a request): add up their rows of B
-                ease = _sum_rows(self.ease.indptr, self.ease.indices, self.ease.data, histories.indices)
-                scores += self.ease_weight * ease[None, :]
-            else:
-                binary = histories.copy()
-                binary.data = np.ones_like(binary.data)
-                scores += self.ease_weight * (binary @ self.ease).toarray()
+            binary = histories.copy()
+            binary.data = np.ones_like(binary.data)
+            scores += self.ease_weight * (binary @ self.ease).toarray()
         return scores.astype(np.float32, copy=False)
+
+    def user_scores(self, vector: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """One user's row of `scores` (a request): their ALS vector and the catalog positions
+        of their history, the EASE rows of those positions added up directly."""
+        scores = self.als.item_factors @ np.asarray(vector, dtype=np.float32)
+        scores *= np.float32(self.als_weight)
+        if self.ease is not None and self.ease_weight:
+            ease = self.ease
+            _add_rows(scores, np.float32(self.ease_weight), ease.indptr, ease.indices, ease.data, history)
+        return scores
 
     def best_unseen(
         self,
@@ -87,10 +93,18 @@ class Ranker:
 
 
 @numba.njit(cache=True)
-def _sum_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The sum of a CSR matrix's `rows`: a binary history row times the matrix."""
-    out = np.zeros(len(indptr) - 1, dtype=np.float64)
+def _add_rows(
+    out: np.ndarray,
+    weight: np.float32,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    rows: np.ndarray,
+) -> None:
+    """out += weight x the sum of a CSR matrix's `rows` (a binary history row times the matrix)."""
+    total = np.zeros(len(out), dtype=np.float64)
     for row in rows:
         for at in range(indptr[row], indptr[row + 1]):
-            out[indices[at]] += data[at]
-    return out
+            total[indices[at]] += data[at]
+    for at in range(len(out)):
+        out[at] += weight * total[at]

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from cachetools import Cache, LRUCache, TTLCache
 
 from app.metrics import Metrics
@@ -55,11 +54,6 @@ class History:
     def of_ratings(cls, positions: np.ndarray, ratings: np.ndarray) -> History:
         every = np.ones(len(positions), dtype=bool)
         return cls(positions, np.asarray(ratings, np.float32), every, every)
-
-    def row(self, n_items: int) -> sp.csr_matrix:
-        return sp.csr_matrix(
-            (self.ratings.astype(np.float32), self.positions, [0, len(self.positions)]), shape=(1, n_items)
-        )
 
 
 @dataclass(frozen=True)
@@ -239,7 +233,7 @@ class Recommender:
 
     def _ranking(self, vector: np.ndarray, history: History) -> Ranking:
         """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
-        scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
+        scores = self.ranker.user_scores(vector, history.positions)
         scores[history.positions[history.seen]] = -np.inf
         best = top_k(scores[None, :], RANKING_DEPTH)[0]
         best = best[best >= 0]
@@ -272,7 +266,7 @@ class Recommender:
         return self._rank(vector, history, k, filters)
 
     def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
-        scores = self.ranker.scores(vector[None, :], history.row(self.catalog.size))[0]
+        scores = self.ranker.user_scores(vector, history.positions)
         mask = self.catalog.eligible(filters)
         if mask is not None:
             scores[~mask] = -np.inf

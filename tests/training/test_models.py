@@ -72,6 +72,21 @@ class TestALS:
         cosine = folded @ trained / (np.linalg.norm(folded) * np.linalg.norm(trained))
         assert cosine > 0.99
 
+    @pytest.mark.parametrize("weighted", [False, True])
+    @pytest.mark.parametrize("length", [1, 3, 7, 8, 30])  # below the 8 factors (Woodbury), then not
+    def test_fold_in_solves_the_normal_equations(self, length: int, weighted: bool) -> None:
+        rng = np.random.default_rng(length)
+        config = ALSConfig(factors=8, regularization=0.5, alpha=3.0, weighted_regularization=weighted)
+        model = ALSModel(config, rng.normal(size=(2, 8)), rng.normal(size=(40, 8)))
+        items = rng.choice(40, length, replace=False)
+        conf = confidence(rng.uniform(0.5, 5.0, length), "rating", 3.0, 5.0).astype(np.float64)
+        y = model.item_factors[items].astype(np.float64)
+        penalty = 0.5 * (length if weighted else 1)
+        a = model.item_factors.T.astype(np.float64) @ model.item_factors + penalty * np.eye(8)
+        a += (y.T * (conf - 1.0)) @ y
+        expected = np.linalg.solve(a, y.T @ conf)
+        np.testing.assert_allclose(model.fold_in(items, conf), expected, rtol=1e-4, atol=1e-5)
+
     def test_fold_in_of_nothing_is_zero(self, matrix: sp.csr_matrix) -> None:
         assert not _als(matrix).fold_in(np.array([], dtype=np.int64), np.array([])).any()
 
@@ -192,8 +207,8 @@ def test_one_users_scores_equal_their_row_of_a_batch(matrix: sp.csr_matrix) -> N
     ranker = Ranker(als, fit_ease(matrix, EASEConfig(regularization=50.0)), 0.6, 0.4, 5.0)
     full = ranker.scores(als.user_factors, matrix)
     for user in (0, 7, 33):
-        one = ranker.scores(als.user_factors[[user]], matrix[[user]])
-        np.testing.assert_allclose(one[0], full[user], rtol=1e-5, atol=1e-6)
+        one = ranker.user_scores(als.user_factors[user], matrix[user].indices)
+        np.testing.assert_allclose(one, full[user], rtol=1e-5, atol=1e-6)
 
 
 def test_best_unseen_pads_when_the_catalog_runs_out() -> None:

@@ -47,9 +47,11 @@ class ALSModel:
         self.config = config
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-        # YᵀY is shared by every fold-in; computed once.
+        # YᵀY is shared by every fold-in: computed once, with its eigendecomposition QΛQᵀ, in
+        # whose basis YᵀY + λI is diagonal (see `fold_in`).
         self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
         self._eye = np.eye(self._yty.shape[0])
+        self._eigenvalues, self._eigenvectors = np.linalg.eigh(self._yty)
 
     @classmethod
     def fit(cls, confidence_matrix: sp.csr_matrix, config: ALSConfig, device: str = "cpu") -> ALSModel:
@@ -76,16 +78,38 @@ class ALSModel:
 
         Solves (YᵀY + Yᵤᵀ(Cᵤ - I)Yᵤ + λI) x = Yᵤᵀ Cᵤ pᵤ, the same normal equations ALS solves
         for a training user, so a folded-in user scores like a trained one.
+
+        A history shorter than the number of factors (a visitor's few movies, most users) is
+        solved as a low-rank update of YᵀY + λI, which is diagonal in YᵀY's eigenbasis
+        (Woodbury: an n x n solve instead of factoring the f x f matrix); a longer one by
+        Cholesky. Both give the same x up to rounding.
         """
-        if len(items) == 0:
-            return np.zeros(self.item_factors.shape[1], dtype=np.float32)
+        n, f = len(items), self.item_factors.shape[1]
+        if n == 0:
+            return np.zeros(f, dtype=np.float32)
         y = self.item_factors[items].astype(np.float64)
         c = np.asarray(conf, dtype=np.float64)
-        penalty = self.config.regularization * (len(items) if self.config.weighted_regularization else 1)
+        penalty = self.config.regularization * (n if self.config.weighted_regularization else 1)
+        if n < f:
+            return self._fold_in_low_rank(y, c, penalty)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
         # a is symmetric positive definite (λ > 0, c ≥ 1): Cholesky.
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b).astype(np.float32)
+
+    def _fold_in_low_rank(self, y: np.ndarray, c: np.ndarray, penalty: float) -> np.ndarray:
+        """x = Q z with (S⁻¹ + U Uᵀ) z = G c, where S = (Λ + λI)⁻¹, G = Qᵀ Yᵤᵀ and
+        U = G (Cᵤ - I)^½; by Woodbury z = S g - S U (I + Uᵀ S U)⁻¹ Uᵀ S g with g = G c."""
+        g_mat = self._eigenvectors.T @ y.T  # f x n
+        s = 1.0 / (self._eigenvalues + penalty)
+        root = np.sqrt(c - 1.0)
+        u = g_mat * root  # f x n
+        su = s[:, None] * u
+        sg = s * (g_mat @ c)
+        inner = u.T @ su
+        inner.flat[:: len(c) + 1] += 1.0  # I + Uᵀ S U: symmetric positive definite
+        z = sg - su @ np.linalg.solve(inner, u.T @ sg)
+        return (self._eigenvectors @ z).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
