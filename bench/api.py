@@ -74,13 +74,16 @@ async def call(app: ASGIApp, method: str, url: str, body: bytes) -> tuple[int, b
     return status, b"".join(chunks)
 
 
-async def measure(app: ASGIApp, method: str, url: str | Iterator[str], body: object, n: int) -> np.ndarray:
-    """`url` is one URL, or an iterator handing each request a URL of its own. The body is
-    encoded once, before the clock starts: a client's JSON encoding is not server time."""
-    content = b"" if body is None else orjson.dumps(body)
+async def measure(
+    app: ASGIApp, method: str, url: str | Iterator[str], body: object | Iterator[object], n: int
+) -> np.ndarray:
+    """`url` is one URL, or an iterator handing each request a URL of its own; `body` likewise.
+    A body is encoded before the clock starts: a client's JSON encoding is not server time."""
     times = []
     for _ in range(n):
         target = url if isinstance(url, str) else next(url)
+        payload = next(body) if isinstance(body, Iterator) else body
+        content = b"" if payload is None else orjson.dumps(payload)
         started = time.perf_counter()
         status, answer = await call(app, method, target, content)
         times.append(time.perf_counter() - started)
@@ -102,6 +105,22 @@ async def run(artifacts: Path, n: int) -> None:
         rng = np.random.default_rng(0)
         users = rng.choice(services.bundle.user_ids, 10_000)
         movies = rng.choice(services.bundle.movies["movie_id"].to_numpy(), 10_000)
+        # Visitors rating three of the 300 most rated movies: a body not asked before each time
+        # (the fold-in), then one body again and again (its kept answer).
+        ids = np.array([card["movie_id"] for card in services.catalog.cards])
+        popular = ids[np.argsort(-services.catalog.n_ratings, kind="stable")[:300]]
+        visitors = (
+            {
+                "ratings": [
+                    {"movie_id": int(m), "rating": float(r)}
+                    for m, r in zip(
+                        rng.choice(popular, 3, replace=False), rng.integers(1, 11, 3) / 2, strict=True
+                    )
+                ],
+                "k": 10,
+            }
+            for _ in iter(int, 1)
+        )
         pairs = {
             "pairs": [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(users, movies, strict=True)]
         }
@@ -119,7 +138,8 @@ async def run(artifacts: Path, n: int) -> None:
                 None,
                 n,
             ),
-            ("POST /recommendations", "POST", "/recommendations", {"liked": [movie], "k": 10}, n),
+            ("POST /recommendations (new body)", "POST", "/recommendations", visitors, n),
+            ("POST /recommendations (repeated)", "POST", "/recommendations", {"liked": [movie], "k": 10}, n),
             ("POST /predictions (10,000 pairs)", "POST", "/predictions", pairs, max(5, n // 20)),
         ]
         counts = services.bundle.manifest["counts"]

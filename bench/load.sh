@@ -38,10 +38,45 @@ LUA
   echo "/tmp/cinerec-users-$2.lua"
 }
 MOVIE_ID=$(curl -sf "127.0.0.1:$PORT/top-rated?k=1" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["movie_id"])')
-cat > /tmp/cinerec-post.lua <<LUA
+# Visitors rate three of the bundle's 300 most rated movies. "visitors": 1,000 such bodies in
+# turn (a visitor's answer is kept per bundle and body, as a user's is per user); "new
+# visitors": random picks, a body never seen before on every request (the fold-in every time).
+POPULAR=$(.venv/bin/python - "$ARTIFACTS" <<'PY'
+import sys, pathlib, pandas as pd
+stats = pd.read_parquet(pathlib.Path(sys.argv[1]) / "current" / "movies.parquet")
+print(",".join(str(int(m)) for m in stats.nlargest(300, "n_ratings")["movie_id"]))
+PY
+)
+cat > /tmp/cinerec-visitors.lua <<LUA
+local movies = {$POPULAR}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"liked": [$MOVIE_ID], "k": 10}'
+local bodies = {}
+for i = 1, 1000 do  -- visitor i rates movies i, i+7 and i+61 of the list (mod its length), no two alike
+  local pick = function(step) return movies[(i + step - 1) % #movies + 1] end
+  bodies[i] = string.format('{"ratings": [{"movie_id": %d, "rating": %d}, {"movie_id": %d, "rating": %d}, ' ..
+    '{"movie_id": %d, "rating": %d}], "k": 10}', pick(0), (i + math.floor(i / 300)) % 5 + 1, pick(7), 4, pick(61), 5)
+end
+local turn = 0
+request = function()
+  turn = turn % #bodies + 1
+  return wrk.format(nil, "/recommendations", nil, bodies[turn])
+end
+LUA
+cat > /tmp/cinerec-new-visitors.lua <<LUA
+local movies = {$POPULAR}
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("seed", threads) end
+function init() math.randomseed(seed * 7919) end  -- each wrk thread its own random picks
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local pick = function() return movies[math.random(#movies)] end
+  return wrk.format(nil, "/recommendations", nil, string.format(
+    '{"ratings": [{"movie_id": %d, "rating": %.1f}, {"movie_id": %d, "rating": %.1f}, ' ..
+    '{"movie_id": %d, "rating": %.1f}], "k": 10}',
+    pick(), math.random(1, 10) / 2, pick(), math.random(1, 10) / 2, pick(), math.random(1, 10) / 2))
+end
 LUA
 
 baseline=""
@@ -69,7 +104,8 @@ run "GET /movies/{id}/similar" "/movies/$MOVIE_ID/similar?k=10"
 run "GET /users/{id}/recommendations" / "$(user_script 'recommendations?k=10' recs)"
 run "GET /users/{id}/because-you-watched" / "$(user_script 'because-you-watched?rows=3' because)"
 run "GET /users/{id}/home" / "$(user_script home home)"
-run "POST /recommendations" "/recommendations" /tmp/cinerec-post.lua
+run "POST /recommendations (1,000 visitors)" / /tmp/cinerec-visitors.lua
+run "POST /recommendations (every body new)" / /tmp/cinerec-new-visitors.lua
 
 # The same load on a user's recommendations while the bundle is reloaded every 2 s: zero
 # failed requests expected (the new bundle is verified beside the old one, then swapped).

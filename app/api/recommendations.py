@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import BAD_BODY, UNKNOWN_MOVIES, JSONRoute
+from app.api.common import BAD_BODY, UNKNOWN_MOVIES, JSONRoute, render, rendered
 from app.deps import ServicesDep
 from app.schemas import PredictionRequest, PredictionResponse, VisitorRecommendations, VisitorRequest
 from app.services.catalog import Filters
@@ -26,18 +26,23 @@ router = APIRouter(route_class=JSONRoute, tags=["recommendations"])
     description="The ratings are folded into the ALS model (no retraining); "
     "a liked movie counts as a top rating.",
 )
-async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> dict:
+async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -> Response:
     top = services.recommender.scale[1]
     rated = {r.movie_id: r.rating for r in body.ratings}
     for movie_id in body.liked:
         rated.setdefault(movie_id, top)
+    filters = Filters(body.genre, body.year_from, body.year_to, tuple(body.exclude))
+    # The answer depends on the bundle and the body alone: kept rendered per bundle, like the
+    # charts (visitors picking from the same onboarding grid send the same movies).
+    key = ("visitor", tuple(sorted(rated.items())), body.k, filters)
+    if (answer := rendered(services.rendered, key)) is not None:
+        return answer
     positions = services.catalog.positions(list(rated))
     ratings = np.clip(np.fromiter(rated.values(), dtype=np.float32), *services.recommender.scale)
-    filters = Filters(body.genre, body.year_from, body.year_to, tuple(body.exclude))
     # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the
     # response's validation to the thread pool too: a second hop).
     items = await run_in_threadpool(services.recommender.for_visitor, positions, ratings, body.k, filters)
-    return {"items": items}
+    return render(VisitorRecommendations, {"items": items}, services.rendered, key)
 
 
 @router.post(

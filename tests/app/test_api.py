@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
-from app.api import movies, users
+from app.api import movies, recommendations, users
 from app.api.common import render
 from app.main import StartupError, create_app
 from app.services.catalog import Catalog, Filters
@@ -377,6 +377,9 @@ async def test_concurrent_first_requests_compute_a_users_ranking_once(
     assert len(computed) == 1
 
 
+VISITOR = {"liked": [1, 2], "ratings": [{"movie_id": 5, "rating": 4}], "k": 3}
+
+
 @pytest.mark.parametrize(
     ("url", "other"),
     [
@@ -386,34 +389,45 @@ async def test_concurrent_first_requests_compute_a_users_ranking_once(
         ("/movies/1/similar?k=3", "/movies/2/similar?k=3"),
         ("/trending?k=3&genre=Comedy", "/trending?k=3&genre=Drama"),
         ("/top-rated?k=3", "/top-rated?k=3&min_ratings=2"),
+        (VISITOR, {**VISITOR, "ratings": [{"movie_id": 5, "rating": 1}]}),
     ],
 )
 async def test_a_repeated_request_is_answered_from_the_kept_answer(
-    artifacts: Path, monkeypatch: pytest.MonkeyPatch, url: str, other: str
+    artifacts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str | dict[str, Any],
+    other: str | dict[str, Any],
 ) -> None:
+    """A GET by its URL, a visitor's POST /recommendations by its body."""
     renders = []
 
     def counted(*args: Any) -> Any:
         renders.append(args[-1])
         return render(*args)
 
-    monkeypatch.setattr(users, "render", counted)
-    monkeypatch.setattr(movies, "render", counted)
+    for module in (users, movies, recommendations):
+        monkeypatch.setattr(module, "render", counted)
     app = create_app(Settings(artifacts_dir=artifacts))
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
     ):
-        first = await http.get(url)
-        again = await http.get(url)
+
+        async def ask(request: str | dict[str, Any]) -> httpx.Response:
+            if isinstance(request, str):
+                return await http.get(request)
+            return await http.post("/recommendations", json=request)
+
+        first = await ask(url)
+        again = await ask(url)
         assert len(renders) == 1  # the second answer was the kept one
         assert (again.status_code, again.text, again.headers["content-type"]) == (
             200,
             first.text,
             "application/json",
         )
-        assert (await http.get(other)).status_code == 200
-        assert len(renders) == 2  # other parameters, or another user: an answer of its own
+        assert (await ask(other)).status_code == 200
+        assert len(renders) == 2  # other parameters, another user or body: an answer of its own
 
 
 def test_stored_rankings_equal_computed_ones(recommender: Recommender) -> None:
