@@ -48,11 +48,10 @@ class RatingOffScale(DomainError):
     status_code = 422
     error = "rating_off_scale"
 
-    def __init__(self, offending: list[tuple[int, float]], scale: tuple[float, float]):
+    def __init__(self, offending: list[tuple[int, float]], scale: tuple[float, float], stored: bool = True):
         shown = ", ".join(f"movie {m}: {r:g}" for m, r in offending[:10])
-        super().__init__(
-            f"ratings must be between {scale[0]:g} and {scale[1]:g} ({shown}); nothing was stored"
-        )
+        note = "; nothing was stored" if stored else ""
+        super().__init__(f"ratings must be between {scale[0]:g} and {scale[1]:g} ({shown}){note}")
 
 
 class NotRated(DomainError):

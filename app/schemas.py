@@ -110,7 +110,11 @@ class VisitorRating(BaseModel):
 
     movie_id: MovieId
     rating: float = Field(
-        strict=True, ge=0, le=10, description="On the dataset's rating scale.", examples=[4.5]
+        strict=True,
+        ge=0,
+        le=10,
+        description="On the dataset's rating scale (/health gives it).",
+        examples=[4.5],
     )
 
 
@@ -132,7 +136,7 @@ class VisitorRequest(BaseModel):
     ratings: list[VisitorRating] = Field(default_factory=list, max_length=500)
     liked: list[MovieId] = Field(default_factory=list, max_length=500)
     k: K = 10
-    genre: str | None = Field(None, max_length=100)
+    genre: str | None = Field(None, max_length=100, description="Only movies of this genre (see /genres).")
     year_from: int | None = Field(None, ge=1800, le=2200)
     year_to: int | None = Field(None, ge=1800, le=2200)
     exclude: list[MovieId] = Field(default_factory=list, max_length=1000)

@@ -7,16 +7,21 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from app.schemas import ErrorBody
-from app.services.catalog import Filters
+from app.services.catalog import Catalog, Filters
 
 KQuery = Annotated[int, Query(ge=1, le=100, description="How many items to return (1-100).", examples=[10])]
 GenreQuery = Annotated[
     str | None,
-    Query(max_length=100, description="Only movies of this genre (case-insensitive).", examples=["Comedy"]),
+    Query(
+        max_length=100,
+        description="Only movies of this genre (case-insensitive); an unknown genre is a 422 (see /genres).",
+        examples=["Comedy"],
+    ),
 ]
 YearFrom = Annotated[
     int | None, Query(ge=1800, le=2200, description="Only movies released in or after this year.")
@@ -32,7 +37,10 @@ ExcludeQuery = Annotated[
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown movie id."}}
 UNKNOWN_MOVIES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not valid JSON."},
-    422: {"description": "Invalid body, or movie ids not in the catalog."},
+    422: {
+        "description": "Invalid body (an unknown genre included), movie ids not in the catalog, "
+        "or ratings off the dataset's scale (/health gives it)."
+    },
 }
 BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"description": "The body is not valid JSON."}}
 
@@ -45,6 +53,16 @@ async def list_filters(
 
 
 FiltersDep = Annotated[Filters, Depends(list_filters)]
+
+
+def check_genre(catalog: Catalog, genre: str | None, where: str = "query") -> None:
+    """An unknown genre is a 422 in the shape of FastAPI's validation errors (a typo would
+    otherwise answer an empty list). Called where an answer is computed: a kept answer was
+    made from a known genre."""
+    if genre is not None and catalog.genre_name(genre) is None:
+        message = f"unknown genre {genre!r}; GET /genres lists the catalog's genres"
+        error = {"type": "unknown_genre", "loc": (where, "genre"), "msg": message, "input": genre}
+        raise RequestValidationError([error])
 
 
 class _OrjsonRequest(Request):

@@ -14,6 +14,7 @@ from app.api.common import (
     KQuery,
     YearFrom,
     YearTo,
+    check_genre,
     render,
     rendered,
 )
@@ -43,6 +44,7 @@ def search_movies(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Matches to skip.")] = 0,
 ) -> dict:
+    check_genre(services.catalog, genre)
     filters = Filters(genre, year_from, year_to)
     total, positions = services.catalog.search(query, filters, limit, offset)
     items = [services.catalog.card(p) for p in positions]
@@ -66,6 +68,7 @@ async def trending(
     key = ("trending", k, filters)
     if (answer := rendered(services.rendered, key)) is not None:
         return answer
+    check_genre(services.catalog, genre)
     chart = services.catalog.chart("trending", filters, k)
     return render(
         MovieList, {"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key
@@ -84,6 +87,7 @@ async def top_rated(
     key = ("top_rated", k, genre, min_ratings)
     if (answer := rendered(services.rendered, key)) is not None:
         return answer
+    check_genre(services.catalog, genre)
     chart = services.catalog.chart("top_rated", Filters(genre), k, min_ratings)
     return render(
         MovieList, {"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key
@@ -100,6 +104,7 @@ async def similar(
     if (answer := rendered(services.rendered, key)) is not None:
         return answer
     position = services.catalog.position(movie_id)  # 404 for an unknown id
+    check_genre(services.catalog, filters.genre)
     items = services.recommender.similar(position, k, filters)
     return render(
         SimilarMovies, {"movie": services.catalog.card(position), "items": items}, services.rendered, key

@@ -10,8 +10,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import BAD_BODY, UNKNOWN_MOVIES, JSONRoute, render, rendered
+from app.api.common import BAD_BODY, UNKNOWN_MOVIES, JSONRoute, check_genre, render, rendered
 from app.deps import ServicesDep
+from app.errors import RatingOffScale
 from app.schemas import PredictionRequest, PredictionResponse, VisitorRecommendations, VisitorRequest
 from app.services.catalog import Filters
 
@@ -38,7 +39,11 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     if (answer := rendered(services.rendered, key)) is not None:
         return answer
     positions = services.catalog.positions(list(rated))
-    ratings = np.clip(np.fromiter(rated.values(), dtype=np.float32), *services.recommender.scale)
+    low, high = services.recommender.scale
+    if off := [(m, r) for m, r in rated.items() if not low <= r <= high]:
+        raise RatingOffScale(off, (low, high), stored=False)
+    check_genre(services.catalog, body.genre, "body")
+    ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
     # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the
     # response's validation to the thread pool too: a second hop).
     items = await run_in_threadpool(services.recommender.for_visitor, positions, ratings, body.k, filters)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import FiltersDep, JSONRoute, KQuery, render, rendered
+from app.api.common import FiltersDep, JSONRoute, KQuery, check_genre, render, rendered
 from app.deps import ServicesDep
 from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
 from app.services.home import home_page
@@ -34,6 +34,7 @@ async def recommendations(
     key = ("recommendations", k, filters)
     if (answer := rendered(answers, key)) is not None:
         return answer
+    check_genre(services.catalog, filters.genre)
     result = services.recommender.from_ranking(user_id, ranking, k, filters)
     if result is None:  # the filters reach deeper than the ranking: score the catalog
         result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)

@@ -98,8 +98,26 @@ class TestCharts:
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["query", "k"]
 
-    async def test_unknown_genre_is_empty(self, client: httpx.AsyncClient) -> None:
-        assert (await client.get("/trending", params={"genre": "Western"})).json()["items"] == []
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/trending",
+        "/top-rated",
+        "/movies",
+        "/movies/1/similar",
+        "/users/3/recommendations",
+        "/users/999999/recommendations",  # the fallback for an unknown user too
+    ],
+)
+async def test_an_unknown_genre_is_422_naming_it(client: httpx.AsyncClient, url: str) -> None:
+    """A typo in a genre is an error, not an empty list; a known one in any case is not."""
+    response = await client.get(url, params={"genre": "Westren"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["loc"], error["type"], error["input"]) == (["query", "genre"], "unknown_genre", "Westren")
+    assert "/genres" in error["msg"]
+    assert (await client.get(url, params={"genre": "comedy"})).status_code == 200
 
 
 class TestSimilar:
@@ -231,6 +249,19 @@ class TestVisitor:
         )
         assert response.status_code == 422
         assert "body" in str(response.json()["detail"])
+
+    async def test_an_unknown_genre_is_422(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/recommendations", json={"liked": [1], "genre": "Westren"})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "genre"]
+
+    async def test_a_rating_off_the_scale_is_422_naming_the_movie(self, client: httpx.AsyncClient) -> None:
+        body = {"ratings": [{"movie_id": 1, "rating": 4}, {"movie_id": 2, "rating": 0.2}]}
+        response = await client.post("/recommendations", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"] == "rating_off_scale"
+        low, high = (await client.get("/health")).json()["model"]["rating_scale"]
+        assert f"between {low:g} and {high:g} (movie 2: 0.2)" in response.json()["detail"]
 
     async def test_unknown_movie_in_body(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/recommendations", json={"liked": [1, 9999]})
