@@ -48,6 +48,7 @@ async def reload(request: Request, services: ServicesDep) -> dict:
         settings.feedback_cache_seconds,
         services.feedback.users,
     )
+    services.feedback.successor = fresh.feedback  # writes in flight on the old one reach it
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle
     metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
     log.info("reloaded bundle %s (was %s)", bundle.version, previous)

@@ -78,6 +78,9 @@ class FeedbackService:
         self.scale = scale
         self._stored: Cache[int, Stored] = per_user_cache(cache_size, cache_seconds)
         self._lock = threading.Lock()
+        # The service of the bundle that replaced this one (/admin/reload): a write that began
+        # here and lands after the swap must drop what the new services cached too.
+        self.successor: FeedbackService | None = None
 
     async def stored(self, user_id: int) -> Stored | None:
         """The user's stored feedback; None when there is none or the database cannot be read
@@ -181,10 +184,14 @@ class FeedbackService:
 
     def _changed(self, user_id: int) -> None:
         # Bump the generation first: a read that checks it after this sees the change and does
-        # not cache; one that cached before is dropped by the pop below.
-        self.recommender.invalidate(user_id)
-        with self._lock:
-            self._stored.pop(user_id, None)
+        # not cache; one that cached before is dropped by the pop below. The same for every
+        # bundle's services swapped in since this one.
+        service: FeedbackService | None = self
+        while service is not None:
+            service.recommender.invalidate(user_id)
+            with service._lock:
+                service._stored.pop(user_id, None)
+            service = service.successor
 
     def _count_error(self, operation: str) -> None:
         if self.metrics:

@@ -341,3 +341,23 @@ async def test_only_users_with_stored_feedback_are_looked_up(
         assert (await http.post("/admin/reload")).status_code == 200
         assert (await http.get(f"/users/{after}/recommendations")).json()["known_user"] is True
         assert looked_up == [before, after]
+
+
+async def test_a_write_begun_before_a_reload_reaches_the_new_bundles_caches(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    """A rating whose request started on the old bundle's services and was stored after
+    /admin/reload swapped in new ones still drops what the new ones cached for that user."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/fb.db"
+    app = create_app(Settings(artifacts_dir=artifacts, database_url=url, migrate_on_start=True))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        old = app.state.services
+        assert (await http.post("/admin/reload")).status_code == 200
+        assert app.state.services is not old
+        first = (await http.get("/users/3/recommendations?k=5")).json()["items"][0]["movie_id"]
+        await old.feedback.rate(3, [(first, 5.0, None)])  # the old services' write lands now
+        after = (await http.get("/users/3/recommendations?k=5")).json()["items"]
+        assert first not in {m["movie_id"] for m in after}
