@@ -19,7 +19,12 @@ from app.services.rankings import Rankings
 from app.services.recommender import Recommender
 from training.bundle import Bundle
 
-RENDERED_ANSWERS = 4096  # answers that depend on the bundle alone, kept rendered
+RENDERED_BYTES = 64 * 2**20  # the default budget of the answers kept rendered
+
+
+def rendered_cache(budget: int) -> LRUCache[Hashable, bytes]:
+    """An LRU of rendered answers whose sizes (bytes) add up to at most `budget`."""
+    return LRUCache(maxsize=budget, getsizeof=len)
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,10 @@ class Services:
     home: HomeConfig
     feedback: FeedbackService
     rankings: Rankings
-    # Rendered answers that depend on the bundle alone (charts, similar movies), by request;
-    # a reload makes new Services, so they never outlive their bundle.
-    rendered: LRUCache[Hashable, bytes] = field(default_factory=lambda: LRUCache(RENDERED_ANSWERS))
+    # Answers kept rendered (JSON), by request, within a budget in bytes: those that depend on
+    # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
+    # token. A reload makes new Services, so none outlives its bundle.
+    rendered: LRUCache[Hashable, bytes] = field(default_factory=lambda: rendered_cache(RENDERED_BYTES))
 
     @classmethod
     def create(
@@ -43,6 +49,7 @@ class Services:
         metrics: Metrics,
         cache_seconds: float = 0.0,
         feedback_users: FeedbackUsers | None = None,
+        rendered_bytes: int = RENDERED_BYTES,
     ) -> Services:
         catalog = Catalog(bundle)
         recommender = Recommender(bundle, catalog, metrics, cache_seconds=cache_seconds)
@@ -55,7 +62,8 @@ class Services:
             cache_seconds=cache_seconds,
             users=feedback_users,
         )
-        return cls(bundle, catalog, recommender, home, feedback, Rankings(recommender, feedback))
+        rankings = Rankings(recommender, feedback)
+        return cls(bundle, catalog, recommender, home, feedback, rankings, rendered_cache(rendered_bytes))
 
 
 async def get_services(request: Request) -> Services:

@@ -64,7 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # when this process's cache is exact (FEEDBACK_CACHE_SECONDS=0, see app.settings).
         users = await FeedbackUsers.load(repository) if settings.feedback_cache_seconds == 0 else None
         app.state.services = await run_in_threadpool(
-            Services.create, bundle, home, repository, metrics, settings.feedback_cache_seconds, users
+            Services.create,
+            bundle,
+            home,
+            repository,
+            metrics,
+            settings.feedback_cache_seconds,
+            users,
+            settings.rendered_cache_bytes,
         )
         metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])

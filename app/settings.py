@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # or workers sharing the database, a write through one is seen by the others only when
     # their entry expires: this is the bound on that staleness.
     feedback_cache_seconds: float = Field(0.0, ge=0)
+    # Memory for the answers kept rendered (JSON bytes, every route together, LRU); a
+    # repeated request is answered from there. 0 keeps none.
+    rendered_cache_mb: float = Field(64.0, ge=0)
     # Comma-separated origins allowed by CORS ('*' for any); empty = no CORS headers.
     cors_origins: str = ""
 
@@ -38,6 +41,10 @@ class Settings(BaseSettings):
     log_format: str = "json"
     # The home page's rows (kinds, titles, order); see app/services/home.py.
     home_config: Path = Path(__file__).resolve().parent / "home.json"
+
+    @property
+    def rendered_cache_bytes(self) -> int:
+        return int(self.rendered_cache_mb * 2**20)
 
     @property
     def bundle_path(self) -> Path:

@@ -47,6 +47,7 @@ async def reload(request: Request, services: ServicesDep) -> dict:
         metrics,
         settings.feedback_cache_seconds,
         services.feedback.users,
+        settings.rendered_cache_bytes,
     )
     services.feedback.successor = fresh.feedback  # writes in flight on the old one reach it
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle

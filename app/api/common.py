@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Coroutine, Hashable, MutableMapping
 from typing import Annotated, Any
 
@@ -87,8 +88,8 @@ class JSONRoute(APIRoute):
 
 
 def rendered(answers: MutableMapping[Hashable, bytes] | None, key: Hashable) -> Response | None:
-    """The answer already rendered for the same request, if `answers` keeps it: a user's
-    ranking's (Ranking.rendered) or the bundle's (Services.rendered)."""
+    """The answer already rendered for the same request, if `answers` (Services.rendered)
+    keeps it; None for no answers, an answer never kept."""
     body = answers.get(key) if answers is not None else None
     return None if body is None else Response(body, media_type="application/json")
 
@@ -100,5 +101,6 @@ def render(
     would, and kept in `answers` (when given) for the next identical request."""
     body = model.model_validate(content).model_dump_json().encode()
     if answers is not None:
-        answers[key] = body
+        with contextlib.suppress(ValueError):  # larger than the whole budget: not kept
+            answers[key] = body
     return Response(body, media_type="application/json")

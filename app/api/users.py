@@ -28,10 +28,11 @@ async def recommendations(
 ) -> Response:
     # The user's ranking is cached, or read from the bundle's table or computed, once per user
     # however many requests for them arrive together (see Rankings); the top-k is read off it
-    # on the event loop, and the answer kept with it for the same request again.
+    # on the event loop, and the answer kept under its token for the same request again.
     ranking = await services.rankings.of(user_id)
-    answers = ranking.rendered if ranking is not None else None
-    key = ("recommendations", k, filters)
+    # Kept under the ranking's token: a write of the user's feedback makes a new ranking.
+    answers = services.rendered if ranking is not None else None
+    key = (ranking.token if ranking is not None else None, "recommendations", k, filters)
     if (answer := rendered(answers, key)) is not None:
         return answer
     check_genre(services.catalog, filters.genre)
@@ -53,8 +54,8 @@ async def because_you_watched(
     k: KQuery = 10,
 ) -> Response:
     ranking = await services.rankings.of(user_id)
-    answers = ranking.rendered if ranking is not None else None
-    key = ("because-you-watched", rows, k)
+    answers = services.rendered if ranking is not None else None
+    key = (ranking.token if ranking is not None else None, "because-you-watched", rows, k)
     if (answer := rendered(answers, key)) is not None:
         return answer
     result = []
@@ -72,8 +73,9 @@ async def because_you_watched(
 )
 async def home(user_id: UserPath, services: ServicesDep) -> Response:
     ranking = await services.rankings.of(user_id)
-    answers = ranking.rendered if ranking is not None else None
-    if (answer := rendered(answers, "home")) is not None:
+    answers = services.rendered if ranking is not None else None
+    key = (ranking.token if ranking is not None else None, "home")
+    if (answer := rendered(answers, key)) is not None:
         return answer
     rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
-    return render(HomePage, {"user_id": user_id, "rows": rows}, answers, "home")
+    return render(HomePage, {"user_id": user_id, "rows": rows}, answers, key)

@@ -6,8 +6,9 @@ the same code the evaluation measured.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +22,10 @@ from training.interactions import IdIndex
 from training.metrics import top_k
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
-RENDERED_PER_RANKING = 8  # rendered answers kept with a ranking (distinct k/filters/pages)
 CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
+
+
+_TOKENS = itertools.count()  # Ranking.token
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,9 @@ class Ranking:
     `complete`: it holds every unseen movie (else filters that leave fewer than k in it are
     answered by scoring the catalog).
 
-    `rendered` keeps the JSON answers made from it, by request (route and parameters): a
-    repeated request is answered from there. They live exactly as long as the ranking, which
-    a write of the user's feedback or a bundle reload replaces."""
+    `token` names it in the answers kept rendered (Services.rendered): they are kept under it,
+    so a ranking replaced by a write of the user's feedback (or a bundle reload) has its
+    answers never asked for again, and they age out of that LRU."""
 
     positions: np.ndarray
     scores: np.ndarray
@@ -73,9 +76,7 @@ class Ranking:
     history: History
     vector: np.ndarray
     complete: bool
-    rendered: LRUCache[Hashable, bytes] = field(
-        default_factory=lambda: LRUCache(RENDERED_PER_RANKING), compare=False, repr=False
-    )
+    token: int = field(default_factory=lambda: next(_TOKENS), compare=False, repr=False)
 
 
 def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:

@@ -461,6 +461,37 @@ async def test_a_repeated_request_is_answered_from_the_kept_answer(
         assert len(renders) == 2  # other parameters, another user or body: an answer of its own
 
 
+async def test_kept_answers_stay_within_their_byte_budget(artifacts: Path) -> None:
+    """RENDERED_CACHE_MB bounds the kept answers in bytes (least recently used dropped first);
+    an answer larger than the whole budget is answered and not kept."""
+    budget = 0.01  # MB: about 10 KB, a few chart answers
+    app = create_app(Settings(artifacts_dir=artifacts, rendered_cache_mb=budget))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        kept = app.state.services.rendered
+        sizes = []
+        for k in range(1, 31):
+            answer = await http.get(f"/trending?k={k}")
+            assert answer.status_code == 200
+            sizes.append(len(answer.content))
+        assert sum(sizes) > budget * 2**20  # more than fits
+        assert 0 < kept.currsize <= budget * 2**20
+        assert ("trending", 30, Filters()) in kept  # the latest kept, the first dropped
+        assert ("trending", 1, Filters()) not in kept
+
+    tiny = create_app(Settings(artifacts_dir=artifacts, rendered_cache_mb=0.0005))  # ~500 bytes
+    async with (
+        LifespanManager(tiny) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
+    ):
+        answer = await http.get("/trending?k=20")
+        assert answer.status_code == 200
+        assert len(answer.content) > 512
+        assert len(tiny.state.services.rendered) == 0
+
+
 def test_stored_rankings_equal_computed_ones(recommender: Recommender) -> None:
     """A bundle user's ranking read from the build's table is the one scoring computes."""
     bundle = recommender.bundle
