@@ -22,9 +22,8 @@ def warm_up() -> None:
     model.predict(np.array([0, -1]), np.array([1, 0]))
     ItemKNN.fit(ratings, KNNConfig(shrinkage=0.0)).predict(np.array([0]), np.array([2]), ratings)
     out = np.zeros(3, dtype=np.float32)
-    _add_rows(
-        out, np.float32(0.5), ratings.indptr, ratings.indices, ratings.data, np.array([0, 2], dtype=np.int64)
-    )
+    for rows in (np.array([0, 2], dtype=np.int64), ratings.indices[:2]):  # a request's positions, CSR rows
+        _add_rows(out, np.float32(0.5), ratings.indptr, ratings.indices, ratings.data, rows)
 
 
 if __name__ == "__main__":
