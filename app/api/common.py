@@ -89,7 +89,7 @@ class JSONRoute(APIRoute):
 
 def rendered(answers: MutableMapping[Hashable, bytes] | None, key: Hashable) -> Response | None:
     """The answer already rendered for the same request, if `answers` (Services.rendered)
-    keeps it; None for no answers, an answer never kept."""
+    keeps it; None otherwise, and always when `answers` is None (nothing kept for it)."""
     body = answers.get(key) if answers is not None else None
     return None if body is None else Response(body, media_type="application/json")
 
