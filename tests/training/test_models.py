@@ -87,6 +87,20 @@ class TestALS:
         expected = np.linalg.solve(a, y.T @ conf)
         np.testing.assert_allclose(model.fold_in(items, conf), expected, rtol=1e-4, atol=1e-5)
 
+    def test_fold_in_with_a_confidence_below_one_is_still_exact(self) -> None:
+        """No real (C - I)^½ then: solved by Cholesky, never NaN."""
+        rng = np.random.default_rng(9)
+        model = ALSModel(
+            ALSConfig(factors=8, regularization=0.5), rng.normal(size=(2, 8)), rng.normal(size=(40, 8))
+        )
+        items, conf = np.array([3, 9]), np.array([0.7, 2.0])
+        y = model.item_factors[items].astype(np.float64)
+        a = model.item_factors.T.astype(np.float64) @ model.item_factors + 0.5 * np.eye(8)
+        a += (y.T * (conf - 1.0)) @ y
+        np.testing.assert_allclose(
+            model.fold_in(items, conf), np.linalg.solve(a, y.T @ conf), rtol=1e-4, atol=1e-5
+        )
+
     def test_fold_in_of_nothing_is_zero(self, matrix: sp.csr_matrix) -> None:
         assert not _als(matrix).fold_in(np.array([], dtype=np.int64), np.array([])).any()
 

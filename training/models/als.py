@@ -90,7 +90,7 @@ class ALSModel:
         y = self.item_factors[items].astype(np.float64)
         c = np.asarray(conf, dtype=np.float64)
         penalty = self.config.regularization * (n if self.config.weighted_regularization else 1)
-        if n < f:
+        if n < f and (c >= 1.0).all():  # (C - I)^½ below is real
             return self._fold_in_low_rank(y, c, penalty)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
