@@ -158,6 +158,9 @@ def evaluate(
         Path, typer.Option("--json", help="Report file; PNG plots are written beside it.")
     ] = Path("reports/evaluation.json"),
     config: Annotated[Path | None, typer.Option(help="JSON file with a BuildConfig.")] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the random split (holdout, kfold); the reference figures use 0.")
+    ] = 0,
 ) -> None:
     """Evaluate the models with a protocol; print a table, write JSON and PNG plots."""
     from rich.table import Table
@@ -175,7 +178,7 @@ def evaluate(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     try:
-        report = run(dataset, protocol, settings, lambda m: console.print(m))
+        report = run(dataset, protocol, settings, lambda m: console.print(m), seed)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -86,12 +86,14 @@ def bundle_ndcg(bundle: Bundle, test: pd.DataFrame, k: int = 10) -> float:
     return ranking_metrics(top, relevant, relevant.shape[1]).ndcg
 
 
-def evaluate_kfold(dataset: Dataset, config: BuildConfig, say: Say, folds: int = 5) -> dict[str, Any]:
+def evaluate_kfold(
+    dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0, folds: int = 5
+) -> dict[str, Any]:
     ratings = dataset.ratings
     users = IdIndex.of(ratings["user_id"])
     movies = IdIndex.of(dataset.movies["movie_id"])
     per_model: dict[str, list[tuple[float, float]]] = {}
-    for number, test_mask in enumerate(kfold_splits(ratings, folds)):
+    for number, test_mask in enumerate(kfold_splits(ratings, folds, seed)):
         train = ratings[~test_mask]
         test = ratings[test_mask]
         train_m = user_item_matrix(train, users, movies)
@@ -111,10 +113,12 @@ def evaluate_kfold(dataset: Dataset, config: BuildConfig, say: Say, folds: int =
         }
         for name, values in per_model.items()
     }
-    return {"protocol": "kfold", "description": f"{folds}-fold random split of all ratings", "models": models}
+    description = f"{folds}-fold random split of all ratings (seed {seed})"
+    return {"protocol": "kfold", "description": description, "models": models}
 
 
-def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say) -> dict[str, Any]:
+def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0) -> dict[str, Any]:
+    """`seed` is not used: the split is by year."""
     ratings = dataset.ratings
     years = pd.to_datetime(ratings["timestamp"], unit="s").dt.year.to_numpy()
     last = int(years.max())
@@ -237,16 +241,17 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-PROTOCOLS: dict[str, Callable[[Dataset, BuildConfig, Say], dict[str, Any]]] = {
+PROTOCOLS: dict[str, Callable[[Dataset, BuildConfig, Say, int], dict[str, Any]]] = {
     "holdout": evaluate_holdout,
     "kfold": evaluate_kfold,
     "time": evaluate_time,
 }
 
 
-def run(dataset: Dataset, protocol: str, config: BuildConfig, say: Say) -> dict[str, Any]:
+def run(dataset: Dataset, protocol: str, config: BuildConfig, say: Say, seed: int = 0) -> dict[str, Any]:
+    """`seed`: the random split's (holdout, kfold); the customary figures use 0."""
     started = datetime.now(UTC)
-    report = PROTOCOLS[protocol](dataset, config, say)
+    report = PROTOCOLS[protocol](dataset, config, say, seed)
     report.update(
         dataset=dataset.name,
         dataset_checksum=dataset.checksum,

@@ -43,6 +43,31 @@ def test_holdout_beats_popularity_and_plots(dataset, tmp_path: Path) -> None:  #
     assert all(p.stat().st_size > 1000 for p in plots)
 
 
+def test_the_seed_picks_another_split(tmp_path: Path) -> None:
+    """`python -m training evaluate --seed N`: the holdout split (and so its figures) change
+    with N; the report says which seed made it."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    data = write_movielens_csv(tmp_path / "ml-mini")
+    reports = []
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}.json"
+        config = tmp_path / "config.json"
+        config.write_text(_config().model_dump_json())
+        result = CliRunner().invoke(
+            app,
+            ["evaluate", "--data", str(data), "--json", str(out), "--config", str(config),
+             "--seed", str(seed)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(out.read_text()))
+    assert ["seed 0" in reports[0]["description"], "seed 1" in reports[1]["description"]] == [True, True]
+    curves = [r["models"]["als"]["ndcg_curve"] for r in reports]
+    assert curves[0] != curves[1]
+
+
 def test_kfold_reports_every_rating_model(dataset) -> None:  # type: ignore[no-untyped-def]
     report = run(dataset, "kfold", _config(), lambda _: None)
     models = report["models"]
