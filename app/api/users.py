@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, MutableMapping
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.common import FiltersDep, JSONRoute, KQuery, check_genre, render, rendered
-from app.deps import ServicesDep
+from app.deps import Services, ServicesDep
 from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
 from app.services.home import home_page
+from app.services.recommender import Ranking
 
 router = APIRouter(route_class=JSONRoute, tags=["users"])
 UserPath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The client's own user id.", examples=[1])]
+
+
+def _kept(
+    services: Services, ranking: Ranking | None, *request: Hashable
+) -> tuple[MutableMapping[Hashable, bytes] | None, Hashable]:
+    """Where a user's answer to `request` is kept, and its key: the services' kept answers,
+    under the ranking's token (a write of the user's feedback makes a new ranking, so the old
+    answers are never read again); nowhere for a user without a ranking (the fallback)."""
+    if ranking is None:
+        return None, request
+    return services.rendered, (ranking.token, *request)
 
 
 @router.get(
@@ -30,9 +43,7 @@ async def recommendations(
     # however many requests for them arrive together (see Rankings); the top-k is read off it
     # on the event loop, and the answer kept under its token for the same request again.
     ranking = await services.rankings.of(user_id)
-    # Kept under the ranking's token: a write of the user's feedback makes a new ranking.
-    answers = services.rendered if ranking is not None else None
-    key = (ranking.token if ranking is not None else None, "recommendations", k, filters)
+    answers, key = _kept(services, ranking, "recommendations", k, filters)
     if (answer := rendered(answers, key)) is not None:
         return answer
     check_genre(services.catalog, filters.genre)
@@ -54,8 +65,7 @@ async def because_you_watched(
     k: KQuery = 10,
 ) -> Response:
     ranking = await services.rankings.of(user_id)
-    answers = services.rendered if ranking is not None else None
-    key = (ranking.token if ranking is not None else None, "because-you-watched", rows, k)
+    answers, key = _kept(services, ranking, "because-you-watched", rows, k)
     if (answer := rendered(answers, key)) is not None:
         return answer
     result = []
@@ -73,8 +83,7 @@ async def because_you_watched(
 )
 async def home(user_id: UserPath, services: ServicesDep) -> Response:
     ranking = await services.rankings.of(user_id)
-    answers = services.rendered if ranking is not None else None
-    key = (ranking.token if ranking is not None else None, "home")
+    answers, key = _kept(services, ranking, "home")
     if (answer := rendered(answers, key)) is not None:
         return answer
     rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
