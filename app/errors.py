@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -52,6 +54,15 @@ class RatingOffScale(DomainError):
         shown = ", ".join(f"movie {m}: {r:g}" for m, r in offending[:10])
         note = "; nothing was stored" if stored else ""
         super().__init__(f"ratings must be between {scale[0]:g} and {scale[1]:g} ({shown}){note}")
+
+    @classmethod
+    def check(
+        cls, ratings: Iterable[tuple[int, float]], scale: tuple[float, float], stored: bool = True
+    ) -> None:
+        """Raise naming every (movie, rating) of `ratings` outside the scale, if any is."""
+        low, high = scale
+        if off := [(movie, rating) for movie, rating in ratings if not low <= rating <= high]:
+            raise cls(off, scale, stored)
 
 
 class NotRated(DomainError):

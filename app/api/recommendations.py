@@ -39,9 +39,7 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     if (answer := rendered(services.rendered, key)) is not None:
         return answer
     positions = services.catalog.positions(list(rated))
-    low, high = services.recommender.scale
-    if off := [(m, r) for m, r in rated.items() if not low <= r <= high]:
-        raise RatingOffScale(off, (low, high), stored=False)
+    RatingOffScale.check(rated.items(), services.recommender.scale, stored=False)
     check_genre(services.catalog, body.genre, "body")
     ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
     # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the

@@ -145,10 +145,7 @@ class FeedbackService:
         """Validate every rating first, then store them all in one transaction."""
         movie_ids = [movie_id for movie_id, _, _ in ratings]
         self.catalog.positions(movie_ids, error=MoviesNotFound)
-        low, high = self.scale
-        off = [(m, r) for m, r, _ in ratings if not low <= r <= high]
-        if off:
-            raise RatingOffScale(off, self.scale)
+        RatingOffScale.check(((m, r) for m, r, _ in ratings), self.scale)
         now = datetime.now(UTC)
         latest: dict[int, StoredRating] = {}  # a movie twice in one batch: the last one counts
         for movie_id, rating, rated_at in ratings:
