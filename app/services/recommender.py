@@ -234,12 +234,22 @@ class Recommender:
 
     def _ranking(self, vector: np.ndarray, history: History) -> Ranking:
         """The user's best RANKING_DEPTH unseen movies, unfiltered, best first."""
-        scores = self.ranker.user_scores(vector, history.positions)
-        scores[history.positions[history.seen]] = -np.inf
-        best = top_k(scores[None, :], RANKING_DEPTH)[0]
-        best = best[best >= 0]
+        best, scores = self._best_unseen(vector, history, RANKING_DEPTH, None)
         complete = len(best) < RANKING_DEPTH
-        return Ranking(best, scores[best], self._because(best, history), history, vector, complete)
+        return Ranking(best, scores, self._because(best, history), history, vector, complete)
+
+    def _best_unseen(
+        self, vector: np.ndarray, history: History, n: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The catalog scored for a user: their best `n` movies (positions, scores) among the
+        unseen ones that `mask` (when given) lets through, best first; fewer where none remain."""
+        scores = self.ranker.user_scores(vector, history.positions)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        scores[history.positions[history.seen]] = -np.inf
+        best = top_k(scores[None, :], n)[0]
+        best = best[best >= 0]
+        return best, scores[best]
 
     def from_ranking(
         self, user_id: int, ranking: Ranking | None, k: int, filters: Filters
@@ -267,14 +277,8 @@ class Recommender:
         return self._rank(vector, history, k, filters)
 
     def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
-        scores = self.ranker.user_scores(vector, history.positions)
-        mask = self.catalog.eligible(filters)
-        if mask is not None:
-            scores[~mask] = -np.inf
-        scores[history.positions[history.seen]] = -np.inf
-        best = top_k(scores[None, :], k)[0]
-        best = best[best >= 0]
-        return self._items(best, scores[best], self._because(best, history))
+        best, scores = self._best_unseen(vector, history, k, self.catalog.eligible(filters))
+        return self._items(best, scores, self._because(best, history))
 
     def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:
         """Ranked movies as answered: each card with its score and its "because" (or None)."""
