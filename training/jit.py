@@ -1,5 +1,5 @@
 """Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, one
-user's EASE scores) ahead of use.
+user's ranking) ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from training.models.als import ALSConfig, ALSModel
+from training.models.ease import EASEConfig, fit_ease
 from training.models.knn import ItemKNN, KNNConfig
 from training.models.rating import RatingConfig, RatingModel
-from training.scoring import _add_rows
+from training.scoring import Ranker
 
 
 def warm_up() -> None:
@@ -21,9 +23,12 @@ def warm_up() -> None:
     model = RatingModel.fit(ratings, RatingConfig(factors=2, iterations=1), (1.0, 5.0))
     model.predict(np.array([0, -1]), np.array([1, 0]))
     ItemKNN.fit(ratings, KNNConfig(shrinkage=0.0)).predict(np.array([0]), np.array([2]), ratings)
-    out = np.zeros(3, dtype=np.float32)
-    for rows in (np.array([0, 2], dtype=np.int64), ratings.indices[:2]):  # a request's positions, CSR rows
-        _add_rows(out, np.float32(0.5), ratings.indptr, ratings.indices, ratings.data, rows)
+    als = ALSModel(ALSConfig(factors=2), np.ones((3, 2), np.float32), np.ones((3, 2), np.float32))
+    ranker = Ranker(als, fit_ease(ratings, EASEConfig(regularization=1.0, min_count=1)), 0.5, 0.5, 5.0)
+    history = np.array([0, 2], dtype=np.int64)
+    for mask in (None, np.ones(3, dtype=bool)):  # a request's ranking, with and without filters
+        ranker.user_best_unseen(als.user_factors[0], history, history, 2, mask)
+        Ranker(als, None, 1.0, 0.0, 5.0).user_best_unseen(als.user_factors[0], history, history, 2, mask)
 
 
 if __name__ == "__main__":

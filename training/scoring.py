@@ -50,15 +50,35 @@ class Ranker:
             scores += self.ease_weight * (binary @ self.ease).toarray()
         return scores.astype(np.float32, copy=False)
 
-    def user_scores(self, vector: np.ndarray, history: np.ndarray) -> np.ndarray:
-        """One user's row of `scores` (a request): their ALS vector and the catalog positions
-        of their history, the EASE rows of those positions added up directly."""
-        scores = self.als.item_factors @ np.asarray(vector, dtype=np.float32)
-        scores *= np.float32(self.als_weight)
-        if self.ease is not None and self.ease_weight:
-            ease = self.ease
-            _add_rows(scores, np.float32(self.ease_weight), ease.indptr, ease.indices, ease.data, history)
-        return scores
+    def user_best_unseen(
+        self,
+        vector: np.ndarray,
+        history: np.ndarray,
+        seen: np.ndarray,
+        n: int,
+        mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One user's (a request's) best `n` movies, best first, as (positions, scores): their
+        row of `scores` from their ALS vector and the catalog positions of their history, the
+        positions `seen` and those `mask` (when given) leaves out never chosen; fewer where
+        none remain. One compiled call that holds no GIL: the event loop runs beside it."""
+        ease = self.ease
+        indptr, indices, data = (
+            (ease.indptr, ease.indices, ease.data) if ease is not None and self.ease_weight else _NO_ROWS
+        )
+        return _user_best_unseen(
+            self.als.item_factors,
+            np.asarray(vector, dtype=np.float32),
+            np.float32(self.als_weight),
+            np.float32(self.ease_weight),
+            indptr,
+            indices,
+            data,
+            np.asarray(history, dtype=np.int64),
+            np.asarray(seen, dtype=np.int64),
+            _NO_MASK if mask is None else mask,
+            n,
+        )
 
     def best_unseen(
         self,
@@ -92,19 +112,84 @@ class Ranker:
         return positions, scores
 
 
-@numba.njit(cache=True)
-def _add_rows(
-    out: np.ndarray,
-    weight: np.float32,
+_NO_ROWS = (np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))  # no EASE: an empty CSR
+_NO_MASK = np.zeros(0, dtype=bool)
+
+
+@numba.njit(nogil=True, cache=True)
+def _user_best_unseen(
+    item_factors: np.ndarray,
+    vector: np.ndarray,
+    als_weight: np.float32,
+    ease_weight: np.float32,
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
-    rows: np.ndarray,
-) -> None:
-    """out += weight x the sum of a CSR matrix's `rows` (a binary history row times the matrix)."""
-    total = np.zeros(len(out), dtype=np.float64)
-    for row in rows:
-        for at in range(indptr[row], indptr[row + 1]):
-            total[indices[at]] += data[at]
-    for at in range(len(out)):
-        out[at] += weight * total[at]
+    history: np.ndarray,
+    seen: np.ndarray,
+    mask: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`Ranker.user_best_unseen`: als_weight x (V x) plus ease_weight x the EASE rows of the
+    history, seen and masked-out movies (mask empty: none) dropped, the best n kept in a heap."""
+    scores = (item_factors @ vector) * als_weight
+    if len(indices):
+        total = np.zeros(len(scores), dtype=np.float64)
+        for row in history:
+            for at in range(indptr[row], indptr[row + 1]):
+                total[indices[at]] += data[at]
+        for at in range(len(scores)):
+            scores[at] += ease_weight * total[at]
+    for position in seen:
+        scores[position] = -np.inf
+    if len(mask):
+        for at in range(len(scores)):
+            if not mask[at]:
+                scores[at] = -np.inf
+    return _top_n(scores, n)
+
+
+@numba.njit(nogil=True, cache=True)
+def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n highest finite scores, best first, ties by position: a min-heap of the best so far
+    (root: the worst kept), O(len x log n) and no copy of the scores."""
+    n = min(n, len(scores))
+    kept_scores = np.empty(n, dtype=scores.dtype)
+    kept = np.empty(n, dtype=np.int64)
+    size = 0
+    for position in range(len(scores)):
+        score = scores[position]
+        if not np.isfinite(score):
+            continue
+        if size < n:  # sift the newcomer up
+            at = size
+            size += 1
+            while at > 0:
+                parent = (at - 1) // 2
+                if kept_scores[parent] < score:  # the newcomer (latest position) is worse on a tie
+                    break
+                kept_scores[at], kept[at] = kept_scores[parent], kept[parent]
+                at = parent
+        elif score > kept_scores[0]:  # replaces the worst kept: sift down from the root
+            at = 0
+            while True:
+                child = 2 * at + 1
+                if child >= size:
+                    break
+                if child + 1 < size and _worse(kept_scores, kept, child + 1, child):
+                    child += 1
+                if kept_scores[child] >= score:  # on a tie the kept one, at an earlier position, is better
+                    break
+                kept_scores[at], kept[at] = kept_scores[child], kept[child]
+                at = child
+        else:
+            continue
+        kept_scores[at], kept[at] = score, position
+    by_position = np.argsort(kept[:size])
+    order = by_position[np.argsort(-kept_scores[by_position], kind="mergesort")]
+    return kept[order], kept_scores[order]
+
+
+@numba.njit(inline="always")
+def _worse(scores: np.ndarray, positions: np.ndarray, a: int, b: int) -> bool:
+    return scores[a] < scores[b] or (scores[a] == scores[b] and positions[a] > positions[b])

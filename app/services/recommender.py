@@ -19,7 +19,6 @@ from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
 from training.interactions import IdIndex
-from training.metrics import top_k
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
 CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
@@ -243,13 +242,8 @@ class Recommender:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The catalog scored for a user: their best `n` movies (positions, scores) among the
         unseen ones that `mask` (when given) lets through, best first; fewer where none remain."""
-        scores = self.ranker.user_scores(vector, history.positions)
-        if mask is not None:
-            scores[~mask] = -np.inf
-        scores[history.positions[history.seen]] = -np.inf
-        best = top_k(scores[None, :], n)[0]
-        best = best[best >= 0]
-        return best, scores[best]
+        seen = history.positions[history.seen]
+        return self.ranker.user_best_unseen(vector, history.positions, seen, n, mask)
 
     def from_ranking(
         self, user_id: int, ranking: Ranking | None, k: int, filters: Filters

@@ -215,14 +215,42 @@ def test_best_unseen_is_the_top_of_the_full_scores(matrix: sp.csr_matrix, blend:
         np.testing.assert_allclose(full[user, positions[user]], scores[user], rtol=1e-4, atol=1e-5)
 
 
-def test_one_users_scores_equal_their_row_of_a_batch(matrix: sp.csr_matrix) -> None:
-    """A request scores one user (EASE rows added up directly); the build scores batches."""
+@pytest.mark.parametrize("blend", [False, True])
+def test_one_users_best_unseen_equals_their_row_of_a_batch(matrix: sp.csr_matrix, blend: bool) -> None:
+    """A request ranks one user in one compiled call (EASE rows added up directly, a heap for
+    the top); the build ranks batches. Both give the same movies and scores, and a mask keeps
+    exactly the best allowed ones."""
     als = _als(matrix)
-    ranker = Ranker(als, fit_ease(matrix, EASEConfig(regularization=50.0)), 0.6, 0.4, 5.0)
+    ease = fit_ease(matrix, EASEConfig(regularization=50.0)) if blend else None
+    ranker = Ranker(als, ease, 0.6, 0.4 if blend else 0.0, 5.0)
+    depth = 15
+    positions, scores = ranker.best_unseen(als.user_factors, matrix, depth)
     full = ranker.scores(als.user_factors, matrix)
+    mask = np.arange(matrix.shape[1]) % 3 != 0
     for user in (0, 7, 33):
-        one = ranker.user_scores(als.user_factors[user], matrix[user].indices)
-        np.testing.assert_allclose(one, full[user], rtol=1e-5, atol=1e-6)
+        rated = matrix[user].indices
+        one, one_scores = ranker.user_best_unseen(als.user_factors[user], rated, rated, depth)
+        assert one.tolist() == positions[user].tolist()
+        np.testing.assert_allclose(one_scores, scores[user], rtol=1e-5, atol=1e-6)
+        allowed, allowed_scores = ranker.user_best_unseen(als.user_factors[user], rated, rated, depth, mask)
+        candidates = np.array([m for m in range(matrix.shape[1]) if mask[m] and m not in set(rated.tolist())])
+        expected = candidates[np.argsort(-full[user, candidates], kind="stable")[:depth]]
+        assert allowed.tolist() == expected.tolist()
+        np.testing.assert_allclose(allowed_scores, full[user, expected], rtol=1e-5, atol=1e-6)
+
+
+def test_one_users_best_unseen_stops_where_the_catalog_does() -> None:
+    """Fewer than n when seen and masked-out movies leave fewer; ties go to the lower position."""
+    factors = np.ones((5, 2), dtype=np.float32)  # every movie scores the same
+    ranker = Ranker(ALSModel(ALSConfig(factors=2), factors[:1], factors), None, 1.0, 0.0, 5.0)
+    vector = np.ones(2, dtype=np.float32)
+    seen = np.array([1], dtype=np.int64)
+    assert ranker.user_best_unseen(vector, seen, seen, 3)[0].tolist() == [0, 2, 3]
+    mask = np.array([True, True, False, True, False])
+    positions, scores = ranker.user_best_unseen(vector, seen, seen, 10, mask)
+    assert positions.tolist() == [0, 3]
+    assert scores.tolist() == [2.0, 2.0]
+    assert len(ranker.user_best_unseen(vector, seen, seen, 0)[0]) == 0
 
 
 def test_best_unseen_pads_when_the_catalog_runs_out() -> None:
