@@ -95,11 +95,6 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k highest scores per row, best first (-inf scores never chosen)."""
     k = min(k, scores.shape[1])
-    if scores.shape[0] == 1:  # one request's row: the same steps without the per-axis helpers
-        row = scores[0]
-        best = np.argpartition(-row, k - 1)[:k]
-        best = best[np.argsort(-row[best], kind="stable")]
-        return np.where(np.isfinite(row[best]), best, -1)[None, :]
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")

@@ -39,8 +39,8 @@ def test_top_k_orders_and_skips_minus_inf() -> None:
 
 
 def test_top_k_of_one_row_is_that_row_of_a_batch() -> None:
-    """A request's single row takes a shorter path; ties, -inf and k beyond the finite
-    scores must come out as they do in a batch."""
+    """A row alone ranks as it does within a batch: ties, -inf and k beyond the finite
+    scores included."""
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 20, (40, 300)).astype(np.float32)  # many ties
     scores[rng.random(scores.shape) < 0.9] = -np.inf
