@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from cachetools import LRUCache
@@ -38,7 +38,7 @@ class Services:
     # Answers kept rendered (JSON), by request, within a budget in bytes: those that depend on
     # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
     # token. A reload makes new Services, so none outlives its bundle.
-    rendered: LRUCache[Hashable, bytes] = field(default_factory=lambda: rendered_cache(RENDERED_BYTES))
+    rendered: LRUCache[Hashable, bytes]
 
     @classmethod
     def create(
