@@ -67,7 +67,7 @@ class Ranker:
             (ease.indptr, ease.indices, ease.data) if ease is not None and self.ease_weight else _NO_ROWS
         )
         return _user_best_unseen(
-            self.als.item_factors,
+            self.als.item_factors_t,
             np.asarray(vector, dtype=np.float32),
             np.float32(self.als_weight),
             np.float32(self.ease_weight),
@@ -118,7 +118,7 @@ _NO_MASK = np.zeros(0, dtype=bool)
 
 @numba.njit(nogil=True, cache=True)
 def _user_best_unseen(
-    item_factors: np.ndarray,
+    item_factors_t: np.ndarray,
     vector: np.ndarray,
     als_weight: np.float32,
     ease_weight: np.float32,
@@ -130,9 +130,9 @@ def _user_best_unseen(
     mask: np.ndarray,
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`Ranker.user_best_unseen`: als_weight x (V x) plus ease_weight x the EASE rows of the
+    """`Ranker.user_best_unseen`: als_weight x (x Vᵀ) plus ease_weight x the EASE rows of the
     history, seen and masked-out movies (mask empty: none) dropped, the best n kept in a heap."""
-    scores = (item_factors @ vector) * als_weight
+    scores = (vector @ item_factors_t) * als_weight
     if len(indices):
         total = np.zeros(len(scores), dtype=np.float64)
         for row in history:

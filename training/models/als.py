@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
+import numba
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -47,6 +48,10 @@ class ALSModel:
         self.config = config
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        # The same factors stored factor by factor (f x items): one user's scores, x Yᵀ, are
+        # then BLAS's row-major gemv, 1.5-2x faster on a catalog that does not fit in cache
+        # than the dot product per movie that Y x takes.
+        self.item_factors_t = np.ascontiguousarray(self.item_factors.T)
         # YᵀY is shared by every fold-in: computed once, with its eigendecomposition QΛQᵀ, in
         # whose basis YᵀY + λI is diagonal (see `fold_in`).
         self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
@@ -98,18 +103,7 @@ class ALSModel:
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b).astype(np.float32)
 
     def _fold_in_low_rank(self, y: np.ndarray, c: np.ndarray, penalty: float) -> np.ndarray:
-        """x = Q z with (S⁻¹ + U Uᵀ) z = G c, where S = (Λ + λI)⁻¹, G = Qᵀ Yᵤᵀ and
-        U = G (Cᵤ - I)^½; by Woodbury z = S g - S U (I + Uᵀ S U)⁻¹ Uᵀ S g with g = G c."""
-        g_mat = self._eigenvectors.T @ y.T  # f x n
-        s = 1.0 / (self._eigenvalues + penalty)
-        root = np.sqrt(c - 1.0)
-        u = g_mat * root  # f x n
-        su = s[:, None] * u
-        sg = s * (g_mat @ c)
-        inner = u.T @ su
-        inner.flat[:: len(c) + 1] += 1.0  # I + Uᵀ S U: symmetric positive definite
-        z = sg - su @ np.linalg.solve(inner, u.T @ sg)
-        return (self._eigenvectors @ z).astype(np.float32)
+        return _fold_in_low_rank(self._eigenvectors, self._eigenvalues, y, c, penalty).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
@@ -124,3 +118,24 @@ class ALSModel:
             np.load(directory / "als_user_factors.npy", allow_pickle=False),
             np.load(directory / "als_item_factors.npy", allow_pickle=False),
         )
+
+
+@numba.njit(nogil=True, cache=True)
+def _fold_in_low_rank(
+    eigenvectors: np.ndarray, eigenvalues: np.ndarray, y: np.ndarray, c: np.ndarray, penalty: float
+) -> np.ndarray:
+    """`ALSModel.fold_in` for n < f movies with c ≥ 1, compiled (a visitor's request: a dozen
+    small products that numpy would each pay a call for). With YᵀY = QΛQᵀ, x = Q z where
+    (S⁻¹ + U Uᵀ) z = g, S = (Λ + λI)⁻¹, g = Qᵀ Yᵤᵀ c and U = Qᵀ Yᵤᵀ (Cᵤ - I)^½; by Woodbury
+    z = S g - S U (I + Uᵀ S U)⁻¹ Uᵀ S g: an n x n solve instead of factoring an f x f matrix.
+    Here each of G, U and SU is held transposed (n x f) so every product is row-major."""
+    g_rows = y @ eigenvectors  # Gᵀ: n x f
+    s = 1.0 / (eigenvalues + penalty)
+    u_rows = g_rows * np.sqrt(c - 1.0)[:, None]  # Uᵀ
+    su_rows = u_rows * s[None, :]  # (S U)ᵀ
+    sg = s * (c @ g_rows)
+    inner = u_rows @ su_rows.T
+    for i in range(len(c)):
+        inner[i, i] += 1.0  # I + Uᵀ S U: symmetric positive definite
+    z = sg - np.linalg.solve(inner, u_rows @ sg) @ su_rows
+    return eigenvectors @ z
