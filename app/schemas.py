@@ -97,7 +97,7 @@ class HomeRow(BaseModel):
     kind: str = Field(
         examples=["for_you"], description="for_you, because_you_watched, trending, top_rated, ..."
     )
-    items: list[ScoredMovie]
+    items: list[Recommended] = Field(description="`because` is set on the for_you row's picks, else null.")
 
 
 class HomePage(BaseModel):

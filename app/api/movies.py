@@ -70,9 +70,7 @@ async def trending(
         return answer
     check_genre(services.catalog, genre)
     chart = services.catalog.chart("trending", filters, k)
-    return render(
-        MovieList, {"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key
-    )
+    return render({"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key)
 
 
 @router.get("/top-rated", response_model=MovieList, summary="Best rated movies (Bayesian average)")
@@ -89,9 +87,7 @@ async def top_rated(
         return answer
     check_genre(services.catalog, genre)
     chart = services.catalog.chart("top_rated", Filters(genre), k, min_ratings)
-    return render(
-        MovieList, {"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key
-    )
+    return render({"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key)
 
 
 @router.get(
@@ -106,6 +102,4 @@ async def similar(
     position = services.catalog.position(movie_id)  # 404 for an unknown id
     check_genre(services.catalog, filters.genre)
     items = services.recommender.similar(position, k, filters)
-    return render(
-        SimilarMovies, {"movie": services.catalog.card(position), "items": items}, services.rendered, key
-    )
+    return render({"movie": services.catalog.card(position), "items": items}, services.rendered, key)

@@ -45,7 +45,7 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the
     # response's validation to the thread pool too: a second hop).
     items = await run_in_threadpool(services.recommender.for_visitor, positions, ratings, body.k, filters)
-    return render(VisitorRecommendations, {"items": items}, services.rendered, key)
+    return render({"items": items}, services.rendered, key)
 
 
 @router.post(

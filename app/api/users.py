@@ -50,7 +50,7 @@ async def recommendations(
     result = services.recommender.from_ranking(user_id, ranking, k, filters)
     if result is None:  # the filters reach deeper than the ranking: score the catalog
         result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
-    return render(UserRecommendations, result, answers, key)
+    return render(result, answers, key)
 
 
 @router.get(
@@ -71,7 +71,7 @@ async def because_you_watched(
     result = []
     if ranking is not None:
         result = await run_in_threadpool(services.recommender.because_you_watched, ranking.history, rows, k)
-    return render(BecauseYouWatched, {"user_id": user_id, "rows": result}, answers, key)
+    return render({"user_id": user_id, "rows": result}, answers, key)
 
 
 @router.get(
@@ -87,4 +87,4 @@ async def home(user_id: UserPath, services: ServicesDep) -> Response:
     if (answer := rendered(answers, key)) is not None:
         return answer
     rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
-    return render(HomePage, {"user_id": user_id, "rows": rows}, answers, key)
+    return render({"user_id": user_id, "rows": rows}, answers, key)

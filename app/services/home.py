@@ -48,7 +48,9 @@ def home_page(
     def add(title: str, kind: str, items: list[dict[str, Any]]) -> None:
         if items:
             shown.update(item["movie_id"] for item in items)
-            page.append({"title": title, "kind": kind, "items": items})
+            # One card shape on every row: `because` explains a for_you pick, null elsewhere.
+            cards = [{**item, "because": item.get("because")} for item in items]
+            page.append({"title": title, "kind": kind, "items": cards})
 
     for row in config.rows:
         filters = Filters(genre=row.genre, exclude=tuple(shown))

@@ -216,7 +216,8 @@ class Recommender:
         return result
 
     def _fallback(self, user_id: int, k: int, filters: Filters) -> dict[str, Any]:
-        items = [self.catalog.card(p, s) for p, s in self.catalog.chart("trending", filters, k)]
+        chart = self.catalog.chart("trending", filters, k)
+        items = [{**self.catalog.card(p, s), "because": None} for p, s in chart]
         return {"user_id": user_id, "known_user": False, "fallback": "trending", "items": items}
 
     def _stored_ranking(self, row: int, history: History) -> Ranking:

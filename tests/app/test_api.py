@@ -12,10 +12,20 @@ import httpx
 import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
+from pydantic import BaseModel
 
 from app.api import movies, recommendations, users
 from app.api.common import render
 from app.main import StartupError, create_app
+from app.schemas import (
+    BecauseYouWatched,
+    HomePage,
+    MovieList,
+    PredictionResponse,
+    SimilarMovies,
+    UserRecommendations,
+    VisitorRecommendations,
+)
 from app.services.catalog import Catalog, Filters
 from app.services.recommender import Recommender
 from app.settings import Settings
@@ -325,6 +335,45 @@ class TestDocs:
         for path, ops in schema["paths"].items():
             for op in ops.values():
                 assert op.get("summary"), path
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "model"),
+    [
+        ("GET", "/trending?k=5&genre=Drama", None, MovieList),
+        ("GET", "/top-rated?k=5", None, MovieList),
+        ("GET", "/movies/2/similar?k=5", None, SimilarMovies),
+        ("GET", "/users/3/recommendations?k=5", None, UserRecommendations),
+        ("GET", "/users/3/recommendations?k=5&genre=Horror&year_from=2000", None, UserRecommendations),
+        ("GET", "/users/4040/recommendations?k=5", None, UserRecommendations),  # the fallback
+        ("GET", "/users/3/because-you-watched?rows=2&k=3", None, BecauseYouWatched),
+        ("GET", "/users/3/home", None, HomePage),
+        (
+            "POST",
+            "/recommendations",
+            {"ratings": [{"movie_id": 2, "rating": 4.5}], "liked": [5], "k": 5},
+            VisitorRecommendations,
+        ),
+        (
+            "POST",
+            "/predictions",
+            {"pairs": [{"user_id": 3, "movie_id": 2}, {"user_id": 4040, "movie_id": 9}]},
+            PredictionResponse,
+        ),
+    ],
+)
+async def test_answers_have_exactly_their_response_models_shape(
+    client: httpx.AsyncClient, method: str, url: str, body: dict | None, model: type[BaseModel]
+) -> None:
+    """Answers are encoded from plain values (`render`), not through the response model that
+    the schema documents: each must validate against it strictly and lose nothing in doing so
+    (no extra field, no field of another type)."""
+    response = await client.request(method, url, json=body)
+    assert response.status_code == 200
+    answer = response.json()
+    assert any(isinstance(value, list) and value for value in answer.values())  # not vacuous
+    validated = model.model_validate_json(response.content, strict=True)
+    assert validated.model_dump(mode="json") == answer
 
 
 async def test_missing_bundle_stops_startup(tmp_path: Path) -> None:
