@@ -1,5 +1,5 @@
-"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, one
-user's ranking) ahead of use.
+"""Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, a
+visitor's fold-in, one user's ranking) ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
@@ -25,6 +25,7 @@ def warm_up() -> None:
     ItemKNN.fit(ratings, KNNConfig(shrinkage=0.0)).predict(np.array([0]), np.array([2]), ratings)
     als = ALSModel(ALSConfig(factors=2), np.ones((3, 2), np.float32), np.ones((3, 2), np.float32))
     ranker = Ranker(als, fit_ease(ratings, EASEConfig(regularization=1.0, min_count=1)), 0.5, 0.5, 5.0)
+    als.fold_in(np.array([1]), np.array([3.0]))  # a visitor's few movies: the low-rank solve
     history = np.array([0, 2], dtype=np.int64)
     for mask in (None, np.ones(3, dtype=bool)):  # a request's ranking, with and without filters
         ranker.user_best_unseen(als.user_factors[0], history, history, 2, mask)
