@@ -3,6 +3,9 @@
 # endpoint in the same run; prints requests/s, p50/p99, errors and the ratio to /health.
 #
 #   bench/load.sh [ARTIFACTS_DIR] [SECONDS]      (defaults: artifacts, 30)
+#
+# ONLY=REGEX runs only the rows whose label matches it, besides the two /health rows (e.g.
+# ONLY='new|visitors' for an A/B of the visitor endpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARTIFACTS=${1:-artifacts}
@@ -83,6 +86,9 @@ baseline=""
 run() {
   local label=$1 url=$2 script=${3:-}
   local out
+  if [[ -n "${ONLY:-}" && "$label" != "GET /health"* && ! "$label" =~ $ONLY ]]; then
+    return
+  fi
   # A short run first, not counted: the figures are the steady state (users' first requests
   # are timed by bench.api), and each endpoint starts from the same warm server.
   wrk -t2 -c64 -d"${WARM_UP}s" ${script:+-s "$script"} "http://127.0.0.1:$PORT$url" >/dev/null

@@ -58,16 +58,26 @@ class Ranker:
         n: int,
         mask: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One user's (a request's) best `n` movies, best first, as (positions, scores): their
-        row of `scores` from their ALS vector and the catalog positions of their history, the
-        positions `seen` and those `mask` (when given) leaves out never chosen; fewer where
-        none remain. One compiled call that holds no GIL: the event loop runs beside it."""
+        """One user's (a request's) best `n` movies, best first, ties to the lower position, as
+        (positions, scores): the movies `scores` ranks highest for their ALS vector and the
+        catalog positions of their history, the positions `seen` and those `mask` (when
+        given) leaves out never chosen; fewer where none remain.
+
+        Exact, without scoring the whole catalog: movies are scored longest factor vector
+        first (ALSModel.by_norm) and the scan stops where ‖x‖‖y‖ says no later movie can beat
+        the n-th best; the movies the history's EASE rows reach are bounded with their EASE
+        part added. One compiled call that holds no GIL: the event loop runs beside it."""
         ease = self.ease
         indptr, indices, data = (
             (ease.indptr, ease.indices, ease.data) if ease is not None and self.ease_weight else _NO_ROWS
         )
+        index = self.als.by_norm
         return _user_best_unseen(
-            self.als.item_factors_t,
+            self.als.item_factors,
+            index.tiles,
+            index.norms,
+            index.order,
+            index.rank,
             np.asarray(vector, dtype=np.float32),
             np.float32(self.als_weight),
             np.float32(self.ease_weight),
@@ -118,7 +128,11 @@ _NO_MASK = np.zeros(0, dtype=bool)
 
 @numba.njit(nogil=True, cache=True)
 def _user_best_unseen(
-    item_factors_t: np.ndarray,
+    item_factors: np.ndarray,
+    tiles: np.ndarray,
+    norms: np.ndarray,
+    order: np.ndarray,
+    rank: np.ndarray,
     vector: np.ndarray,
     als_weight: np.float32,
     ease_weight: np.float32,
@@ -130,66 +144,111 @@ def _user_best_unseen(
     mask: np.ndarray,
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`Ranker.user_best_unseen`: als_weight x (x Vᵀ) plus ease_weight x the EASE rows of the
-    history, seen and masked-out movies (mask empty: none) dropped, the best n kept in a heap."""
-    scores = (vector @ item_factors_t) * als_weight
-    if len(indices):
-        total = np.zeros(len(scores), dtype=np.float64)
+    """`Ranker.user_best_unseen` over the NormIndex (tiles, norms, order, rank): a movie
+    scores als_weight x (x·y) plus ease_weight x the EASE rows of the history (CSR; empty:
+    none); seen and masked-out (mask empty: none) movies are skipped."""
+    items = len(order)
+    n = min(n, items)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    kept_scores = np.empty(n, dtype=np.float32)
+    kept = np.empty(n, dtype=np.int64)
+    size = 0
+    blocked = np.zeros(items, dtype=np.bool_)
+    for position in seen:
+        blocked[position] = True
+    filtered = len(mask) > 0
+    # The history's EASE rows added up, for the movies they reach (`touched`).
+    with_ease = len(indices) > 0
+    ease = np.zeros(items if with_ease else 0, dtype=np.float64)
+    reached = np.zeros(items if with_ease else 0, dtype=np.bool_)
+    capacity = 0
+    if with_ease:
+        for row in history:
+            capacity += indptr[row + 1] - indptr[row]
+    touched = np.empty(capacity, dtype=np.int64)
+    n_touched = 0
+    if with_ease:
         for row in history:
             for at in range(indptr[row], indptr[row + 1]):
-                total[indices[at]] += data[at]
-        for at in range(len(scores)):
-            scores[at] += ease_weight * total[at]
-    for position in seen:
-        scores[position] = -np.inf
-    if len(mask):
-        for at in range(len(scores)):
-            if not mask[at]:
-                scores[at] = -np.inf
-    return _top_n(scores, n)
+                column = indices[at]
+                ease[column] += data[at]
+                if not reached[column]:
+                    reached[column] = True
+                    touched[n_touched] = column
+                    n_touched += 1
+    # Longest factor vectors first, a tile at a time, while a later movie could still enter:
+    # its ALS part is at most als_weight ‖x‖‖y‖ (with a margin for rounding), its EASE part 0
+    # unless the history's rows reach it (those are bounded below).
+    reach = als_weight * np.sqrt(np.sum(vector.astype(np.float64) ** 2)) * (1.0 + 1e-5)
+    prune = als_weight >= 0
+    start = 0
+    for tile in range(len(tiles)):
+        if prune and size == n and reach * norms[start] < kept_scores[0]:
+            break
+        dots = vector @ tiles[tile]  # indexed, not iterated: numba keeps the tile C-contiguous
+        for i in range(min(len(dots), items - start)):
+            position = order[start + i]
+            if blocked[position] or (filtered and not mask[position]):
+                continue
+            score = als_weight * dots[i]
+            if with_ease:
+                score += ease_weight * ease[position]
+            if size < n or score >= kept_scores[0]:  # else it cannot enter: skip the call
+                size = _push(kept_scores, kept, size, score, position)
+        start += len(dots)
+    # Movies the EASE rows reach beyond where the scan stopped: scored if their bound, EASE
+    # part included, lets them enter.
+    for j in range(n_touched):
+        position = touched[j]
+        at = rank[position]
+        if at < start or blocked[position] or (filtered and not mask[position]):
+            continue
+        ease_part = ease_weight * ease[position]
+        if size == n and reach * norms[at] + ease_part < kept_scores[0]:
+            continue
+        dot = np.dot(item_factors[position], vector)
+        size = _push(kept_scores, kept, size, als_weight * dot + ease_part, position)
+    by_position = np.argsort(kept[:size])
+    best = by_position[np.argsort(-kept_scores[by_position], kind="mergesort")]
+    return kept[best], kept_scores[best]
 
 
 @numba.njit(nogil=True, cache=True)
-def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The n highest finite scores, best first, ties by position: a min-heap of the best so far
-    (root: the worst kept), O(len x log n) and no copy of the scores."""
-    n = min(n, len(scores))
-    kept_scores = np.empty(n, dtype=scores.dtype)
-    kept = np.empty(n, dtype=np.int64)
-    size = 0
-    for position in range(len(scores)):
-        score = scores[position]
-        if not np.isfinite(score):
-            continue
-        if size < n:  # sift the newcomer up
-            at = size
-            size += 1
-            while at > 0:
-                parent = (at - 1) // 2
-                if kept_scores[parent] < score:  # the newcomer (latest position) is worse on a tie
-                    break
-                kept_scores[at], kept[at] = kept_scores[parent], kept[parent]
-                at = parent
-        elif score > kept_scores[0]:  # replaces the worst kept: sift down from the root
-            at = 0
-            while True:
-                child = 2 * at + 1
-                if child >= size:
-                    break
-                if child + 1 < size and _worse(kept_scores, kept, child + 1, child):
-                    child += 1
-                if kept_scores[child] >= score:  # on a tie the kept one, at an earlier position, is better
-                    break
-                kept_scores[at], kept[at] = kept_scores[child], kept[child]
-                at = child
-        else:
-            continue
-        kept_scores[at], kept[at] = score, position
-    by_position = np.argsort(kept[:size])
-    order = by_position[np.argsort(-kept_scores[by_position], kind="mergesort")]
-    return kept[order], kept_scores[order]
+def _push(kept_scores: np.ndarray, kept: np.ndarray, size: int, score: float, position: int) -> int:
+    """Offer a movie to the best-so-far min-heap (root: the worst kept; on equal scores the
+    higher position is worse); returns the heap's new size. Non-finite scores are never kept."""
+    if not np.isfinite(score):
+        return size
+    if size < len(kept):  # room: sift the newcomer up
+        at = size
+        size += 1
+        while at > 0:
+            parent = (at - 1) // 2
+            if not _worse(score, position, kept_scores[parent], kept[parent]):
+                break
+            kept_scores[at], kept[at] = kept_scores[parent], kept[parent]
+            at = parent
+    elif _worse(kept_scores[0], kept[0], score, position):  # replaces the worst kept: sift down
+        at = 0
+        while True:
+            child = 2 * at + 1
+            if child >= size:
+                break
+            right = child + 1
+            if right < size and _worse(kept_scores[right], kept[right], kept_scores[child], kept[child]):
+                child = right
+            if not _worse(kept_scores[child], kept[child], score, position):
+                break
+            kept_scores[at], kept[at] = kept_scores[child], kept[child]
+            at = child
+    else:
+        return size
+    kept_scores[at], kept[at] = score, position
+    return size
 
 
 @numba.njit(inline="always")
-def _worse(scores: np.ndarray, positions: np.ndarray, a: int, b: int) -> bool:
-    return scores[a] < scores[b] or (scores[a] == scores[b] and positions[a] > positions[b])
+def _worse(score_a: float, position_a: int, score_b: float, position_b: int) -> bool:
+    """Whether a ranks below b: a lower score, or the same score at a higher position."""
+    return score_a < score_b or (score_a == score_b and position_a > position_b)

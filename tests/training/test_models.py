@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from tests.conftest import synthetic_ratings
 from training.interactions import IdIndex, user_item_matrix
-from training.models.als import ALSConfig, ALSModel, confidence
+from training.models.als import TILE, ALSConfig, ALSModel, confidence
 from training.models.ease import EASEConfig, fit_ease
 from training.models.knn import ItemKNN, KNNConfig
 from training.models.popularity import PopularityConfig, charts, movie_stats
@@ -251,6 +251,38 @@ def test_one_users_best_unseen_stops_where_the_catalog_does() -> None:
     assert positions.tolist() == [0, 3]
     assert scores.tolist() == [2.0, 2.0]
     assert len(ranker.user_best_unseen(vector, seen, seen, 0)[0]) == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
+    """The scan scores the longest factor vectors first and stops where ‖x‖‖y‖ says no later
+    movie can enter; EASE-reached movies beyond that point are bounded with their EASE part.
+    Against scoring every movie and sorting: several tiles, long-tailed norms, zero vectors
+    (never-rated movies: exact ties, which go to the lower position), EASE weights of both
+    signs, masks from strict to none, seen movies."""
+    rng = np.random.default_rng(seed)
+    items, f = 3 * TILE + 77, 16
+    factors = rng.normal(size=(items, f)) * rng.pareto(2.0, size=(items, 1))
+    factors[rng.choice(items, 300, replace=False)] = 0.0
+    reached = rng.random((items, items)) < 0.02
+    ease = sp.csr_matrix(
+        np.where(reached, rng.normal(scale=0.5, size=(items, items)), 0.0).astype(np.float32)
+    )
+    als = ALSModel(ALSConfig(factors=f), rng.normal(size=(2, f)), factors)
+    for als_weight, ease_weight in ((1.0, 0.0), (0.6, 0.4), (0.0, 1.0)):
+        ranker = Ranker(als, ease, als_weight, ease_weight, 5.0)
+        for _ in range(15):
+            history = rng.choice(items, rng.integers(1, 12), replace=False)
+            vector = (rng.normal(size=f) * rng.uniform(0.01, 2.0)).astype(np.float32)
+            mask = rng.random(items) < rng.choice([0.01, 0.1, 0.5, 1.0])
+            n = int(rng.choice([1, 3, 10, 40]))
+            scores = als_weight * (als.item_factors @ vector).astype(np.float64)
+            scores += ease_weight * np.asarray(ease[history].sum(axis=0), dtype=np.float64).ravel()
+            candidates = np.flatnonzero(mask & ~np.isin(np.arange(items), history))
+            expected = candidates[np.lexsort((candidates, -scores[candidates]))][:n]
+            positions, found = ranker.user_best_unseen(vector, history, history, n, mask)
+            assert positions.tolist() == expected.tolist()
+            np.testing.assert_allclose(found, scores[expected], rtol=1e-4, atol=1e-5)
 
 
 def test_best_unseen_pads_when_the_catalog_runs_out() -> None:
