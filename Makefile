@@ -11,13 +11,19 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: install spark install-gpu run bundle migrate serve test lint typecheck pytest format lock clean load docker-smoke fuzz docs-check
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.jit
 
 # The environment is installed by pip from hashed requirements exported from poetry.lock
 # (scripts/lock.sh keeps them in step); no network beyond the package index is needed.
 $(VENV)/.installed: requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	touch $@
+
+# numba compiles the kernels ahead of use (cached beside their modules; ~1 min on 2 cores) so
+# that no request pays for it, e.g. a visitor's first fold-in; again when training/ changes.
+$(VENV)/.jit: $(VENV)/.installed $(wildcard training/*.py training/models/*.py)
+	$(BIN)/python -m training.jit
 	touch $@
 
 # Optional groups from the same lock: Spark for `training build --engine spark` (make test

@@ -125,14 +125,11 @@ class ALSModel:
         c = np.asarray(conf, dtype=np.float64)
         penalty = self.config.regularization * (n if self.config.weighted_regularization else 1)
         if n < f and (c >= 1.0).all():  # (C - I)^½ below is real
-            return self._fold_in_low_rank(y, c, penalty)
+            return _fold_in_low_rank(self._eigenvectors, self._eigenvalues, y, c, penalty).astype(np.float32)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
         # a is symmetric positive definite (λ > 0, c ≥ 1): Cholesky.
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b).astype(np.float32)
-
-    def _fold_in_low_rank(self, y: np.ndarray, c: np.ndarray, penalty: float) -> np.ndarray:
-        return _fold_in_low_rank(self._eigenvectors, self._eigenvalues, y, c, penalty).astype(np.float32)
 
     def save(self, directory: Path) -> None:
         np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
