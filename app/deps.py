@@ -19,8 +19,6 @@ from app.services.rankings import Rankings
 from app.services.recommender import Recommender
 from training.bundle import Bundle
 
-RENDERED_BYTES = 64 * 2**20  # the default budget of the answers kept rendered
-
 
 def rendered_cache(budget: int) -> LRUCache[Hashable, bytes]:
     """An LRU of rendered answers whose sizes (bytes) add up to at most `budget`."""
@@ -47,10 +45,12 @@ class Services:
         home: HomeConfig,
         repository: FeedbackRepository,
         metrics: Metrics,
-        cache_seconds: float = 0.0,
-        feedback_users: FeedbackUsers | None = None,
-        rendered_bytes: int = RENDERED_BYTES,
+        cache_seconds: float,
+        feedback_users: FeedbackUsers | None,
+        rendered_bytes: int,
     ) -> Services:
+        """The services over a bundle; the last three come from Settings (FEEDBACK_CACHE_SECONDS,
+        the users with stored feedback when that cache is exact, RENDERED_CACHE_MB)."""
         catalog = Catalog(bundle)
         recommender = Recommender(bundle, catalog, metrics, cache_seconds=cache_seconds)
         feedback = FeedbackService(
