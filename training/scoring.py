@@ -162,11 +162,7 @@ def _user_best_unseen(
     with_ease = len(indices) > 0
     ease = np.zeros(items if with_ease else 0, dtype=np.float64)
     reached = np.zeros(items if with_ease else 0, dtype=np.bool_)
-    capacity = 0
-    if with_ease:
-        for row in history:
-            capacity += indptr[row + 1] - indptr[row]
-    touched = np.empty(capacity, dtype=np.int64)
+    touched = np.empty(items if with_ease else 0, dtype=np.int64)  # each movie at most once
     n_touched = 0
     if with_ease:
         for row in history:

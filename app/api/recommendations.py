@@ -43,7 +43,7 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     check_genre(services.catalog, body.genre, "body")
     ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
     # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the
-    # response's validation to the thread pool too: a second hop).
+    # whole route, body handling and rendering included, to the thread pool).
     items = await run_in_threadpool(services.recommender.for_visitor, positions, ratings, body.k, filters)
     return render({"items": items}, services.rendered, key)
 
