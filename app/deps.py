@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 from cachetools import LRUCache
 from fastapi import Depends, Request
 
 from app.db.repository import FeedbackRepository
 from app.errors import ModelNotReady
 from app.metrics import Metrics
-from app.services.catalog import Catalog
+from app.services.catalog import Catalog, Filters
+from app.services.concurrency import Batcher
 from app.services.feedback import FeedbackService, FeedbackUsers
 from app.services.home import HomeConfig
 from app.services.rankings import Rankings
@@ -37,6 +39,9 @@ class Services:
     # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
     # token. A reload makes new Services, so none outlives its bundle.
     rendered: LRUCache[Hashable, bytes]
+    # Visitors' answers, computed in batches: one thread-pool hop for the visitors that
+    # arrive together.
+    visitors: Batcher[[np.ndarray, np.ndarray, int, Filters], list[dict[str, Any]]]
 
     @classmethod
     def create(
@@ -63,7 +68,16 @@ class Services:
             users=feedback_users,
         )
         rankings = Rankings(recommender, feedback)
-        return cls(bundle, catalog, recommender, home, feedback, rankings, rendered_cache(rendered_bytes))
+        return cls(
+            bundle,
+            catalog,
+            recommender,
+            home,
+            feedback,
+            rankings,
+            rendered_cache(rendered_bytes),
+            Batcher(recommender.for_visitor),
+        )
 
 
 async def get_services(request: Request) -> Services:

@@ -43,8 +43,9 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     check_genre(services.catalog, body.genre, "body")
     ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
     # Only the fold-in and the scoring leave the event loop (a plain `def` route would send the
-    # whole route, body handling and rendering included, to the thread pool).
-    items = await run_in_threadpool(services.recommender.for_visitor, positions, ratings, body.k, filters)
+    # whole route, body handling and rendering included, to the thread pool), in one batch
+    # with the other visitors that arrive meanwhile (Services.visitors).
+    items = await services.visitors(positions, ratings, body.k, filters)
     return render({"items": items}, services.rendered, key)
 
 

@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
-
 from starlette.concurrency import run_in_threadpool
 
+from app.services.concurrency import SingleFlight
 from app.services.feedback import FeedbackService
 from app.services.recommender import Ranking, Recommender
-
-T = TypeVar("T")
-
-
-class SingleFlight(Generic[T]):
-    """`await flight.run(key, work)`: concurrent calls with one key share one run of `work`.
-
-    The first caller starts it; the others await the same result (or exception), all woken
-    at once when it is done. A caller that goes away (a client disconnects) does not cancel
-    the work for the others.
-    """
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[T]] = {}
-
-    async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
-        running = self._running.get(key)
-        if running is None:
-            running = asyncio.ensure_future(work())
-            self._running[key] = running
-            running.add_done_callback(lambda _: self._running.pop(key, None))
-        return await asyncio.shield(running)
 
 
 class Rankings:

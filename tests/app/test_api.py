@@ -217,6 +217,31 @@ class TestVisitor:
         assert not {2, 4, 6, 8} & set(ids)
         assert sum(i % 2 == 0 for i in ids) >= 5
 
+    async def test_visitors_asking_at_once_each_get_their_own_answer(
+        self, client: httpx.AsyncClient, recommender: Recommender
+    ) -> None:
+        # Visitors arriving together are computed in one batch (Services.visitors): each must
+        # get the answer computed for their own picks alone.
+        movies = [card["movie_id"] for card in recommender.catalog.cards]
+        bodies: list[dict[str, Any]] = [
+            {
+                "ratings": [
+                    {"movie_id": movies[(7 * i + step) % len(movies)], "rating": rating}
+                    for step, rating in ((0, 4.5), (3, 1.5), (11, 3.5))
+                ],
+                "k": 3 + i % 5,
+            }
+            for i in range(24)
+        ]
+        answers = await asyncio.gather(*(client.post("/recommendations", json=body) for body in bodies))
+        everything = Filters(None, None, None, ())
+        for body, answer in zip(bodies, answers, strict=True):
+            positions = recommender.catalog.positions([r["movie_id"] for r in body["ratings"]])
+            ratings = np.array([r["rating"] for r in body["ratings"]], dtype=np.float32)
+            expected = recommender.for_visitor(positions, ratings, body["k"], everything)
+            assert answer.status_code == 200
+            assert answer.json()["items"] == expected
+
     @pytest.mark.parametrize(
         ("body", "field"),
         [

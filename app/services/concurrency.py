@@ -1,0 +1,90 @@
+"""Sharing work between concurrent requests: one run per key (SingleFlight), one thread-pool
+hop per batch (Batcher)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+T = TypeVar("T")
+P = ParamSpec("P")
+Outcome = tuple[Any, BaseException | None]  # (result, None) or (None, the exception raised)
+
+
+class SingleFlight(Generic[T]):
+    """`await flight.run(key, work)`: concurrent calls with one key share one run of `work`.
+
+    The first caller starts it; the others await the same result (or exception), all woken
+    at once when it is done. A caller that goes away (a client disconnects) does not cancel
+    the work for the others.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def run(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(work())
+            self._running[key] = running
+            running.add_done_callback(lambda _: self._running.pop(key, None))
+        return await asyncio.shield(running)
+
+
+class Batcher(Generic[P, T]):
+    """`await batcher(*args)` is `work(*args)` run in the thread pool, where calls that arrive
+    while a batch is being computed wait together and go as the next batch, in one hop.
+
+    Under load a thread-pool hop costs the event loop more than the work it carries (a
+    visitor's fold-in and ranking), and requests arrive faster than one batch is computed, so
+    many share a hop; a lone call makes one hop, as `run_in_threadpool` would. Calls are run
+    one after another in arrival order; each gets its own result or exception. A caller that
+    goes away (a client disconnects) leaves its call to be computed and dropped.
+    """
+
+    def __init__(self, work: Callable[P, T]) -> None:
+        self._work = work
+        self._waiting: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[T]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((args, kwargs, future))
+        if self._draining is None:
+            # Started on the loop's next turn: the calls made on this turn join the first batch.
+            self._draining = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[T]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                outcomes = await run_in_threadpool(self._run, [(args, kwargs) for args, kwargs, _ in batch])
+                for (_, _, future), (result, error) in zip(batch, outcomes, strict=True):
+                    if future.done():  # its caller went away
+                        continue
+                    if error is None:
+                        future.set_result(result)
+                    else:
+                        future.set_exception(error)
+                batch = []
+        finally:
+            self._draining = None
+            # Only when the drain itself is cancelled (the loop shutting down): no call is left
+            # waiting for a batch that will not come.
+            for _, _, future in batch + self._waiting:
+                future.cancel()
+            self._waiting = []
+
+    def _run(self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for args, kwargs in calls:
+            try:
+                outcomes.append((self._work(*args, **kwargs), None))
+            except Exception as error:  # handed to its own caller
+                outcomes.append((None, error))
+        return outcomes
