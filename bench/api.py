@@ -5,6 +5,10 @@ server would, with no HTTP client in between, against a bundle: the figures are 
 request costs the server. /health is timed in the same run as the baseline, and each
 endpoint's median is printed as a ratio to it.
 
+Then the same in-process calls from 64 concurrent clients, for /health and for visitors
+whose body is new on every request (the fold-in each time): requests/s and the ratio, the
+load run's worst row (bench/load.sh) without HTTP, wrk or loopback sharing the two cores.
+
     .venv/bin/python -m bench.api --artifacts artifacts [--requests 300]
 """
 
@@ -15,6 +19,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from itertools import islice, repeat
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -28,6 +33,7 @@ from app.main import create_app
 from app.settings import Settings
 
 WARM_UP = 3  # requests before each timed series
+CLIENTS = 64  # concurrent callers in the throughput rows, as bench/load.sh's wrk connections
 
 
 async def call(app: ASGIApp, method: str, url: str, body: bytes) -> tuple[int, bytes]:
@@ -92,6 +98,24 @@ async def measure(
     return np.array(times) * 1000
 
 
+async def throughput(
+    app: ASGIApp, method: str, url: str, bodies: Iterator[object], clients: int, each: int
+) -> float:
+    """Requests/s of `clients` concurrent callers making `each` requests in turn; bodies are
+    encoded before the clock starts."""
+    payloads = iter([b"" if body is None else orjson.dumps(body) for body in islice(bodies, clients * each)])
+
+    async def caller() -> None:
+        for _ in range(each):
+            status, answer = await call(app, method, url, next(payloads))
+            if status != 200:
+                raise SystemExit(f"{method} {url}: {status} {answer[:200]!r}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    return clients * each / (time.perf_counter() - started)
+
+
 async def run(artifacts: Path, n: int) -> None:
     app = create_app(Settings(artifacts_dir=artifacts, migrate_on_start=True, log_level="warning"))
     async with LifespanManager(app) as manager:
@@ -153,6 +177,18 @@ async def run(artifacts: Path, n: int) -> None:
             p50, p99 = np.percentile(ms, [50, 99])
             baseline = baseline or p50
             print(f"{label:<48} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  x{p50 / baseline:5.1f} of /health")
+
+        each = max(n // 3, 5)
+        print(f"{CLIENTS} concurrent clients in process, {CLIENTS * each:,} requests a row:")
+        health = await throughput(manager.app, "GET", "/health", repeat(None), CLIENTS, each)
+        new = await throughput(manager.app, "POST", "/recommendations", visitors, CLIENTS, each)
+        again = await throughput(manager.app, "GET", "/health", repeat(None), CLIENTS, each)
+        for label, rate in (
+            ("GET /health", health),
+            ("POST /recommendations (new body)", new),
+            ("GET /health again", again),
+        ):
+            print(f"{label:<48} {rate:9,.0f} req/s  x{rate / health:5.2f} of /health")
 
 
 def main() -> None:
