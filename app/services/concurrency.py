@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 T = TypeVar("T")
 P = ParamSpec("P")
 Outcome = tuple[Any, BaseException | None]  # (result, None) or (None, the exception raised)
+Call = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]  # args, kwargs, the caller's future
 
 
 class SingleFlight(Generic[T]):
@@ -41,13 +42,14 @@ class Batcher(Generic[P, T]):
     Under load a thread-pool hop costs the event loop more than the work it carries (a
     visitor's fold-in and ranking), and requests arrive faster than one batch is computed, so
     many share a hop; a lone call makes one hop, as `run_in_threadpool` would. Calls are run
-    one after another in arrival order; each gets its own result or exception. A caller that
-    goes away (a client disconnects) leaves its call to be computed and dropped.
+    one after another in arrival order; each gets its own result or exception. The call of a
+    caller that went away (a client disconnected) is not computed if its batch has not started,
+    and its result is dropped otherwise.
     """
 
     def __init__(self, work: Callable[P, T]) -> None:
         self._work = work
-        self._waiting: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[T]]] = []
+        self._waiting: list[Call] = []
         self._draining: asyncio.Task[None] | None = None
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -59,10 +61,13 @@ class Batcher(Generic[P, T]):
         return await future
 
     async def _drain(self) -> None:
-        batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[T]]] = []
+        batch: list[Call] = []
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting, []
+                batch = [call for call in self._waiting if not call[2].done()]
+                self._waiting = []
+                if not batch:  # every caller went away
+                    continue
                 outcomes = await run_in_threadpool(self._run, [(args, kwargs) for args, kwargs, _ in batch])
                 for (_, _, future), (result, error) in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller went away

@@ -137,6 +137,28 @@ async def test_a_caller_going_away_leaves_the_others_their_results() -> None:
     assert await batcher(9) == 9  # and the batcher still works
 
 
+async def test_a_call_whose_caller_went_away_before_its_batch_is_not_computed(hops: list[int]) -> None:
+    gate = threading.Event()
+    computed: list[int] = []
+
+    def work(x: int) -> int:
+        if x == 0:
+            gate.wait(5)
+        computed.append(x)
+        return x
+
+    batcher = Batcher(work)
+    first = asyncio.create_task(batcher(0))
+    await asyncio.sleep(0.05)  # the first batch is in the pool, held at the gate
+    waiting = [asyncio.create_task(batcher(i)) for i in (1, 2, 3)]
+    await asyncio.sleep(0.01)
+    waiting[1].cancel()
+    gate.set()
+    assert [await first, await waiting[0], await waiting[2]] == [0, 1, 3]
+    assert computed == [0, 1, 3]
+    assert hops == [1, 2]
+
+
 async def test_a_cancelled_drain_cancels_the_calls_waiting_on_it() -> None:
     gate = threading.Event()
 
