@@ -68,7 +68,7 @@ class Batcher(Generic[P, T]):
                 self._waiting = []
                 if not batch:  # every caller went away
                     continue
-                outcomes = await run_in_threadpool(self._run, [(args, kwargs) for args, kwargs, _ in batch])
+                outcomes = await run_in_threadpool(self._run, batch)
                 for (_, _, future), (result, error) in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller went away
                         continue
@@ -85,9 +85,9 @@ class Batcher(Generic[P, T]):
                 future.cancel()
             self._waiting = []
 
-    def _run(self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
+    def _run(self, calls: list[Call]) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        for args, kwargs in calls:
+        for args, kwargs, _ in calls:  # the futures stay untouched here: they are the loop's
             try:
                 outcomes.append((self._work(*args, **kwargs), None))
             except Exception as error:  # handed to its own caller

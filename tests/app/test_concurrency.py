@@ -85,26 +85,34 @@ async def test_calls_made_together_share_one_hop_and_get_their_own_results(hops:
     assert hops == [20, 1]
 
 
-async def test_calls_arriving_during_a_batch_go_together_as_the_next(hops: list[int]) -> None:
-    gate = threading.Event()
-    order: list[int] = []
+class GatedWork:
+    """Work for a Batcher: -x for x, each call held at `gate` (only those in `held`, when
+    given) until the test opens it; `computed` lists the calls made, in order."""
 
-    def work(x: int) -> int:
-        if x == 0:
-            gate.wait(5)
-        order.append(x)
+    def __init__(self, held: set[int] | None = None) -> None:
+        self.gate = threading.Event()
+        self.held = held
+        self.computed: list[int] = []
+
+    def __call__(self, x: int) -> int:
+        if self.held is None or x in self.held:
+            self.gate.wait(5)
+        self.computed.append(x)
         return -x
 
+
+async def test_calls_arriving_during_a_batch_go_together_as_the_next(hops: list[int]) -> None:
+    work = GatedWork(held={0})
     batcher = Batcher(work)
     first = asyncio.create_task(batcher(0))
     await asyncio.sleep(0.05)  # the first batch is in the pool, held at the gate
     later = [asyncio.create_task(batcher(i)) for i in range(1, 11)]
     await asyncio.sleep(0.05)
-    gate.set()
+    work.gate.set()
     assert await first == 0
     assert await asyncio.gather(*later) == [-i for i in range(1, 11)]
     assert hops == [1, 10]
-    assert order == list(range(11))  # in arrival order
+    assert work.computed == list(range(11))  # in arrival order
 
 
 async def test_each_call_gets_its_own_exception() -> None:
@@ -120,58 +128,40 @@ async def test_each_call_gets_its_own_exception() -> None:
 
 
 async def test_a_caller_going_away_leaves_the_others_their_results() -> None:
-    gate = threading.Event()
-
-    def work(x: int) -> int:
-        gate.wait(5)
-        return x
-
+    work = GatedWork()
     batcher = Batcher(work)
     calls = [asyncio.create_task(batcher(i)) for i in range(4)]
     await asyncio.sleep(0.05)
     calls[1].cancel()
-    gate.set()
+    work.gate.set()
     with pytest.raises(asyncio.CancelledError):
         await calls[1]
-    assert [await calls[i] for i in (0, 2, 3)] == [0, 2, 3]
-    assert await batcher(9) == 9  # and the batcher still works
+    assert [await calls[i] for i in (0, 2, 3)] == [0, -2, -3]
+    assert await batcher(9) == -9  # and the batcher still works
 
 
 async def test_a_call_whose_caller_went_away_before_its_batch_is_not_computed(hops: list[int]) -> None:
-    gate = threading.Event()
-    computed: list[int] = []
-
-    def work(x: int) -> int:
-        if x == 0:
-            gate.wait(5)
-        computed.append(x)
-        return x
-
+    work = GatedWork(held={0})
     batcher = Batcher(work)
     first = asyncio.create_task(batcher(0))
     await asyncio.sleep(0.05)  # the first batch is in the pool, held at the gate
     waiting = [asyncio.create_task(batcher(i)) for i in (1, 2, 3)]
     await asyncio.sleep(0.01)
     waiting[1].cancel()
-    gate.set()
-    assert [await first, await waiting[0], await waiting[2]] == [0, 1, 3]
-    assert computed == [0, 1, 3]
+    work.gate.set()
+    assert [await first, await waiting[0], await waiting[2]] == [0, -1, -3]
+    assert work.computed == [0, 1, 3]
     assert hops == [1, 2]
 
 
 async def test_a_cancelled_drain_cancels_the_calls_waiting_on_it() -> None:
-    gate = threading.Event()
-
-    def work(x: int) -> int:
-        gate.wait(5)
-        return x
-
+    work = GatedWork()
     batcher = Batcher(work)
     calls: list[Awaitable[int]] = [asyncio.create_task(batcher(i)) for i in range(3)]
     await asyncio.sleep(0.05)
     assert batcher._draining is not None
     batcher._draining.cancel()  # as when the loop shuts down
     results = await asyncio.gather(*calls, return_exceptions=True)
-    gate.set()
+    work.gate.set()
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
-    assert await batcher(5) == 5
+    assert await batcher(5) == -5
