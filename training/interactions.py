@@ -13,6 +13,8 @@ import scipy.sparse as sp
 # id (MovieLens and Netflix ids are small non-negative integers): one array read per lookup
 # instead of a binary search.
 _DENSE_SLACK = 1 << 20
+# Up to this many ids in a list are looked up one by one: cheaper than numpy's calls.
+_FEW = 32
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,10 @@ class IdIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def positions(self, values: np.ndarray | pd.Series) -> np.ndarray:
+    def positions(self, values: np.ndarray | pd.Series | list[int]) -> np.ndarray:
         """Positions of values; -1 where a value is not in the index."""
+        if isinstance(values, list) and len(values) <= _FEW:  # a request's few ids
+            return np.fromiter(map(self.position, values), dtype=np.int64, count=len(values))
         values = np.asarray(values, dtype=np.int64)
         if self._table is not None:
             inside = (values >= 0) & (values < len(self._table))

@@ -67,12 +67,28 @@ class Ranker:
         first (ALSModel.by_norm) and the scan stops where ‖x‖‖y‖ says no later movie can beat
         the n-th best; the movies the history's EASE rows reach are bounded with their EASE
         part added. One compiled call that holds no GIL: the event loop runs beside it."""
+        found = self.user_best_unseen_within(-1, vector, history, seen, n, mask)
+        assert found is not None  # no budget: the scan always finishes
+        return found
+
+    def user_best_unseen_within(
+        self,
+        budget: int,
+        vector: np.ndarray,
+        history: np.ndarray,
+        seen: np.ndarray,
+        n: int,
+        mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """`user_best_unseen` if its scan scores the catalog's first `budget` movies (in the
+        scan's order, a tile at a time) at most: bounded work, for the event loop. None when
+        it would go further; -1: no bound."""
         ease = self.ease
         indptr, indices, data = (
             (ease.indptr, ease.indices, ease.data) if ease is not None and self.ease_weight else _NO_ROWS
         )
         index = self.als.by_norm
-        return _user_best_unseen(
+        positions, scores, finished = _user_best_unseen(
             self.als.item_factors,
             index.tiles,
             index.norms,
@@ -88,6 +104,19 @@ class Ranker:
             np.asarray(seen, dtype=np.int64),
             _NO_MASK if mask is None else mask,
             n,
+            budget,
+        )
+        return (positions, scores) if finished else None
+
+    def because(self, picks: np.ndarray, positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        """For each pick (catalog positions), the liked movie most similar to it by ALS cosine,
+        as a catalog position: liked are the `positions` rated at least the median of their
+        `ratings`; -1 for every pick when there are none."""
+        return _because(
+            self.als.unit_factors,
+            np.asarray(picks, dtype=np.int64),
+            np.asarray(positions, dtype=np.int64),
+            np.asarray(ratings, dtype=np.float32),
         )
 
     def best_unseen(
@@ -143,14 +172,17 @@ def _user_best_unseen(
     seen: np.ndarray,
     mask: np.ndarray,
     n: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`Ranker.user_best_unseen` over the NormIndex (tiles, norms, order, rank): a movie
-    scores als_weight x (x·y) plus ease_weight x the EASE rows of the history (CSR; empty:
-    none); seen and masked-out (mask empty: none) movies are skipped."""
+    budget: int,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """`Ranker.user_best_unseen_within` over the NormIndex (tiles, norms, order, rank): a
+    movie scores als_weight x (x·y) plus ease_weight x the EASE rows of the history (CSR;
+    empty: none); seen and masked-out (mask empty: none) movies are skipped. Returns the
+    positions, their scores and whether the scan finished: with budget >= 0, it gives up
+    (nothing found) rather than start a tile at or past the budget-th movie."""
     items = len(order)
     n = min(n, items)
     if n == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), True
     kept_scores = np.empty(n, dtype=np.float32)
     kept = np.empty(n, dtype=np.int64)
     size = 0
@@ -182,6 +214,8 @@ def _user_best_unseen(
     for tile in range(len(tiles)):
         if prune and size == n and reach * norms[start] < kept_scores[0]:
             break
+        if 0 <= budget <= start:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), False
         dots = vector @ tiles[tile]  # indexed, not iterated: numba keeps the tile C-contiguous
         for i in range(min(len(dots), items - start)):
             position = order[start + i]
@@ -207,7 +241,28 @@ def _user_best_unseen(
         size = _push(kept_scores, kept, size, als_weight * dot + ease_part, position)
     by_position = np.argsort(kept[:size])
     best = by_position[np.argsort(-kept_scores[by_position], kind="mergesort")]
-    return kept[best], kept_scores[best]
+    return kept[best], kept_scores[best], True
+
+
+@numba.njit(nogil=True, cache=True)
+def _because(unit: np.ndarray, picks: np.ndarray, positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+    """`Ranker.because` over the unit-length factors, compiled: for one request's few picks
+    and liked movies, numpy would pay more for its calls than for the arithmetic."""
+    because = np.full(len(picks), -1, dtype=np.int64)
+    if len(positions) == 0:
+        return because
+    ordered = np.sort(ratings)
+    median = (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
+    liked = positions[ratings >= median]
+    for i in range(len(picks)):
+        pick = unit[picks[i]]
+        best = -np.inf
+        for movie in liked:
+            cosine = np.dot(pick, unit[movie])
+            if cosine > best:  # ties: the first liked movie
+                best = cosine
+                because[i] = movie
+    return because
 
 
 @numba.njit(nogil=True, cache=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.common import JSONRoute
-from app.deps import Services, ServicesDep
+from app.deps import Services, ServicesDep, freeze_heap
 from app.errors import BundleRejected
 from app.schemas import ErrorBody, Reloaded
 from app.security import require_key
@@ -51,6 +51,7 @@ async def reload(request: Request, services: ServicesDep) -> dict:
     )
     services.feedback.successor = fresh.feedback  # writes in flight on the old one reach it
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle
+    freeze_heap()
     metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
     log.info("reloaded bundle %s (was %s)", bundle.version, previous)
     return {"previous": previous, "version": bundle.version, "dataset": bundle.manifest["dataset"]["name"]}

@@ -92,8 +92,8 @@ class Catalog:
         self, movie_ids: list[int], error: Callable[[list[int]], DomainError] = UnknownMovies
     ) -> np.ndarray:
         """Catalog positions of the ids; `error(unknown_ids)` is raised when any is unknown."""
-        positions = self.index.positions(np.asarray(movie_ids, dtype=np.int64))
-        unknown = [m for m, p in zip(movie_ids, positions, strict=True) if p < 0]
+        positions = self.index.positions(movie_ids)
+        unknown = [m for m, p in zip(movie_ids, positions.tolist(), strict=True) if p < 0]
         if unknown:
             raise error(unknown)
         return positions

@@ -22,6 +22,11 @@ from training.interactions import IdIndex
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
 CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
+# A visitor's answer is computed on the event loop when it is about as cheap as the request's
+# own handling (~0.1-0.2 ms; a hop to the thread pool costs the loop more under load): up to
+# INLINE_MOVIES movies folded in, and a ranking found within INLINE_SCAN_BYTES of factors.
+INLINE_MOVIES = 20
+INLINE_SCAN_BYTES = 2 << 20
 
 
 _TOKENS = itertools.count()  # Ranking.token
@@ -104,9 +109,7 @@ class Recommender:
         self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
         self._generation = 0
-        factors = self.ranker.als.item_factors
-        norms = np.linalg.norm(factors, axis=1, keepdims=True)
-        self._unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+        self._inline_budget = INLINE_SCAN_BYTES // self.ranker.als.item_factors[0].nbytes
         scale = bundle.manifest["dataset"]["rating_scale"]
         self.scale = (float(scale[0]), float(scale[1]))
         # Compile the prediction kernels (or load them from numba's cache) now, not on a request.
@@ -267,9 +270,31 @@ class Recommender:
     def for_visitor(
         self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
     ) -> list[dict[str, Any]]:
+        """A visitor's top-k from the movies they rated (positions), folded into ALS."""
+        answer = self._visitor(positions, ratings, k, filters, budget=-1)
+        assert answer is not None  # no budget: always answered
+        return answer
+
+    def visitor_if_cheap(
+        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
+    ) -> list[dict[str, Any]] | None:
+        """`for_visitor`'s answer when it is cheap enough to compute on the event loop (at most
+        INLINE_MOVIES movies, and a ranking found within INLINE_SCAN_BYTES of item factors);
+        None when it is not, and the caller sends the work to the thread pool."""
+        if len(positions) > INLINE_MOVIES:
+            return None
+        return self._visitor(positions, ratings, k, filters, self._inline_budget)
+
+    def _visitor(
+        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters, budget: int
+    ) -> list[dict[str, Any]] | None:
         history = History.of_ratings(positions, ratings)
         vector = self.ranker.fold_in(positions, history.ratings)
-        return self._rank(vector, history, k, filters)
+        mask = self.catalog.eligible(filters)
+        found = self.ranker.user_best_unseen_within(budget, vector, positions, positions, k, mask)
+        if found is None:
+            return None
+        return self._items(*found, self._because(found[0], history))
 
     def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
         best, scores = self._best_unseen(vector, history, k, self.catalog.eligible(filters))
@@ -277,22 +302,17 @@ class Recommender:
 
     def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:
         """Ranked movies as answered: each card with its score and its "because" (or None)."""
-        sources = self.catalog.sources
+        cards, sources = self.catalog.cards, self.catalog.sources
+        rounded = scores.astype(np.float64).round(6).tolist()  # as Catalog.card, in one call
         return [
-            {**self.catalog.card(p, s), "because": sources[b] if b >= 0 else None}
-            for p, s, b in zip(positions.tolist(), scores.tolist(), because.tolist(), strict=True)
+            {**cards[p], "score": s, "because": sources[b] if b >= 0 else None}
+            for p, s, b in zip(positions.tolist(), rounded, because.tolist(), strict=True)
         ]
 
     def _because(self, picks: np.ndarray, history: History) -> np.ndarray:
         """For each pick, the liked movie (seen, rated at least the user's median) most similar
         to it by ALS cosine, as a catalog position; -1 when the user liked none."""
-        positions, ratings = history.positions[history.seen], history.ratings[history.seen]
-        if len(positions) == 0 or len(picks) == 0:
-            return np.full(len(picks), -1, dtype=np.int64)
-        ordered = np.sort(ratings)  # their median, without np.median's overhead on a short array
-        median = (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
-        liked = positions[ratings >= median]
-        return liked[np.argmax(self._unit[picks] @ self._unit[liked].T, axis=1)]
+        return self.ranker.because(picks, history.positions[history.seen], history.ratings[history.seen])
 
     # similar and because-you-watched -------------------------------------------------------
     def similar(self, position: int, k: int, filters: Filters) -> list[dict[str, Any]]:

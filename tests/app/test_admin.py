@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shutil
+import weakref
 from pathlib import Path
 
 import httpx
@@ -65,7 +67,13 @@ async def test_reload_swaps_and_refuses_a_broken_bundle(artifacts: Path, tmp_pat
         first = (await http.get("/health")).json()["model"]["version"]
         config = BuildConfig(als=ALSConfig(factors=8, iterations=3), tune=TuneConfig(enabled="off"))
         build(load_dataset(write_movielens_csv(tmp_path / "ml-next")), root, config)
-        reloaded = await http.post("/admin/reload")
+        replaced = weakref.ref(app.state.services)
+        gc.disable()  # what frees the replaced services must be reference counting (see freeze_heap)
+        try:
+            reloaded = await http.post("/admin/reload")
+            assert replaced() is None
+        finally:
+            gc.enable()
         assert reloaded.status_code == 200
         second = reloaded.json()["version"]
         assert reloaded.json()["previous"] == first

@@ -40,8 +40,12 @@ def test_id_index_positions(largest: int) -> None:
     asked = np.array([8, 3, 4, largest, -5, largest + 1, 0, 120, 2**62], dtype=np.int64)
     assert index.positions(asked).tolist() == [2, 0, -1, 4, -1, -1, -1, 3, -1]
     assert [index.position(int(value)) for value in asked] == index.positions(asked).tolist()
+    assert index.positions(asked.tolist()).tolist() == index.positions(asked).tolist()  # a few ids
+    many = np.resize(asked, 100)  # past the one-by-one lookup of a short list
+    assert index.positions(many.tolist()).tolist() == index.positions(many).tolist()
     empty = IdIndex.of(np.array([], dtype=np.int64))
     assert empty.positions(asked).tolist() == [-1] * len(asked)
+    assert empty.positions(asked.tolist()).tolist() == [-1] * len(asked)
     assert [empty.position(int(value)) for value in asked] == [-1] * len(asked)
 
 
@@ -259,7 +263,8 @@ def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
     movie can enter; EASE-reached movies beyond that point are bounded with their EASE part.
     Against scoring every movie and sorting: several tiles, long-tailed norms, zero vectors
     (never-rated movies: exact ties, which go to the lower position), EASE weights of both
-    signs, masks from strict to none, seen movies."""
+    signs, masks from strict to none, seen movies; and the same scan within a budget of
+    movies (`user_best_unseen_within`)."""
     rng = np.random.default_rng(seed)
     items, f = 3 * TILE + 77, 16
     factors = rng.normal(size=(items, f)) * rng.pareto(2.0, size=(items, 1))
@@ -269,6 +274,7 @@ def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
         np.where(reached, rng.normal(scale=0.5, size=(items, items)), 0.0).astype(np.float32)
     )
     als = ALSModel(ALSConfig(factors=f), rng.normal(size=(2, f)), factors)
+    outcomes = {True: 0, False: 0}  # budgeted scans given up, finished
     for als_weight, ease_weight in ((1.0, 0.0), (0.6, 0.4), (0.0, 1.0)):
         ranker = Ranker(als, ease, als_weight, ease_weight, 5.0)
         for _ in range(15):
@@ -283,6 +289,31 @@ def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
             positions, found = ranker.user_best_unseen(vector, history, history, n, mask)
             assert positions.tolist() == expected.tolist()
             np.testing.assert_allclose(found, scores[expected], rtol=1e-4, atol=1e-5)
+            # Within a budget: the same answer, or None where the scan would read further.
+            for budget in (1, TILE, 2 * TILE):
+                within = ranker.user_best_unseen_within(budget, vector, history, history, n, mask)
+                outcomes[within is None] += 1
+                if within is not None:
+                    assert within[0].tolist() == expected.tolist()
+            assert ranker.user_best_unseen_within(0, vector, history, history, n, mask) is None
+            unbounded = ranker.user_best_unseen_within(items, vector, history, history, n, mask)
+            assert unbounded is not None
+            assert unbounded[0].tolist() == expected.tolist()
+    assert outcomes[True]
+    assert outcomes[False]
+
+
+def test_because_is_the_most_similar_liked_movie() -> None:
+    """Liked: rated at least the median of the ratings; for each pick the liked movie of
+    highest cosine (not dot product: movie 3 is long but points elsewhere), ties to the first."""
+    factors = np.array([[1, 0], [0, 1], [1, 1], [-5, 0.5], [2, 0.1], [0.2, 3]], dtype=np.float32)
+    ranker = Ranker(ALSModel(ALSConfig(factors=2), factors[:1], factors), None, 1.0, 0.0, 5.0)
+    positions = np.array([0, 1, 3], dtype=np.int64)
+    ratings = np.array([4.0, 5.0, 1.0], dtype=np.float32)  # median 4: movies 0 and 1 are liked
+    picks = np.array([4, 5, 2], dtype=np.int64)
+    assert ranker.because(picks, positions, ratings).tolist() == [0, 1, 0]  # 2: a tie, the first
+    assert ranker.because(picks, positions[:0], ratings[:0]).tolist() == [-1, -1, -1]
+    assert ranker.because(picks[:0], positions, ratings).tolist() == []
 
 
 def test_best_unseen_pads_when_the_catalog_runs_out() -> None:

@@ -81,6 +81,11 @@ class ALSModel:
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.by_norm = NormIndex.of(self.item_factors)
+        # Unit-length item factors, for cosines ("because you liked ..."); zero vectors stay zero.
+        norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
+        self.unit_factors = np.divide(
+            self.item_factors, norms, out=np.zeros_like(self.item_factors), where=norms > 0
+        )
         # YᵀY is shared by every fold-in: computed once, with its eigendecomposition QΛQᵀ, in
         # whose basis YᵀY + λI is diagonal (see `fold_in`).
         self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
@@ -121,11 +126,13 @@ class ALSModel:
         n, f = len(items), self.item_factors.shape[1]
         if n == 0:
             return np.zeros(f, dtype=np.float32)
-        y = self.item_factors[items].astype(np.float64)
         c = np.asarray(conf, dtype=np.float64)
         penalty = self.config.regularization * (n if self.config.weighted_regularization else 1)
-        if n < f and (c >= 1.0).all():  # (C - I)^½ below is real
-            return _fold_in_low_rank(self._eigenvectors, self._eigenvalues, y, c, penalty).astype(np.float32)
+        if n < f and c.min() >= 1.0:  # (C - I)^½ below is real
+            items = np.asarray(items, dtype=np.int64)
+            q, eigenvalues = self._eigenvectors, self._eigenvalues
+            return _fold_in_low_rank(q, eigenvalues, self.item_factors, items, c, penalty)
+        y = self.item_factors[items].astype(np.float64)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
         # a is symmetric positive definite (λ > 0, c ≥ 1): Cholesky.
@@ -148,13 +155,20 @@ class ALSModel:
 
 @numba.njit(nogil=True, cache=True)
 def _fold_in_low_rank(
-    eigenvectors: np.ndarray, eigenvalues: np.ndarray, y: np.ndarray, c: np.ndarray, penalty: float
+    eigenvectors: np.ndarray,
+    eigenvalues: np.ndarray,
+    item_factors: np.ndarray,
+    items: np.ndarray,
+    c: np.ndarray,
+    penalty: float,
 ) -> np.ndarray:
     """`ALSModel.fold_in` for n < f movies with c ≥ 1, compiled (a visitor's request: a dozen
-    small products that numpy would each pay a call for). With YᵀY = QΛQᵀ, x = Q z where
+    small products that numpy would each pay a call for); float32 factors, as the model's.
+    With Yᵤ the movies' factors and YᵀY = QΛQᵀ, x = Q z where
     (S⁻¹ + U Uᵀ) z = g, S = (Λ + λI)⁻¹, g = Qᵀ Yᵤᵀ c and U = Qᵀ Yᵤᵀ (Cᵤ - I)^½; by Woodbury
     z = S g - S U (I + Uᵀ S U)⁻¹ Uᵀ S g: an n x n solve instead of factoring an f x f matrix.
     Here each of G, U and SU is held transposed (n x f) so every product is row-major."""
+    y = item_factors[items].astype(np.float64)
     g_rows = y @ eigenvectors  # Gᵀ: n x f
     s = 1.0 / (eigenvalues + penalty)
     u_rows = g_rows * np.sqrt(c - 1.0)[:, None]  # Uᵀ
@@ -164,4 +178,4 @@ def _fold_in_low_rank(
     for i in range(len(c)):
         inner[i, i] += 1.0  # I + Uᵀ S U: symmetric positive definite
     z = sg - np.linalg.solve(inner, u_rows @ sg) @ su_rows
-    return eigenvectors @ z
+    return (eigenvectors @ z).astype(np.float32)
