@@ -1,5 +1,5 @@
 """Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, a
-visitor's fold-in, one user's ranking) ahead of use.
+visitor's fold-in, one user's ranking and its "because") ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
@@ -30,6 +30,7 @@ def warm_up() -> None:
     for mask in (None, np.ones(3, dtype=bool)):  # a request's ranking, with and without filters
         ranker.user_best_unseen(als.user_factors[0], history, history, 2, mask)
         Ranker(als, None, 1.0, 0.0, 5.0).user_best_unseen(als.user_factors[0], history, history, 2, mask)
+    ranker.because(np.array([1]), history, np.array([4.0, 2.0]))  # a pick's liked movie
 
 
 if __name__ == "__main__":

@@ -112,8 +112,11 @@ class Recommender:
         self._inline_budget = INLINE_SCAN_BYTES // self.ranker.als.item_factors[0].nbytes
         scale = bundle.manifest["dataset"]["rating_scale"]
         self.scale = (float(scale[0]), float(scale[1]))
-        # Compile the prediction kernels (or load them from numba's cache) now, not on a request.
+        # Compile the kernels (or load them from numba's cache) now, not on a request: the
+        # rating prediction's, and a visitor's (fold-in, ranking, "because"), which run on the
+        # event loop.
         bundle.rating_model.predict(np.zeros(1, np.int64), np.zeros(1, np.int64), self.history)
+        self.for_visitor(np.zeros(1, np.int64), np.full(1, self.scale[1], np.float32), 1, Filters())
 
     # users ---------------------------------------------------------------------------------
     def user_row(self, user_id: int) -> int:
