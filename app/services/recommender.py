@@ -218,6 +218,7 @@ class Recommender:
         result = self.from_ranking(user_id, ranking, k, filters)
         if result is None:
             items = self._rank(ranking.vector, ranking.history, k, filters)
+            assert items is not None  # no budget: always answered
             result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
         return result
 
@@ -292,16 +293,19 @@ class Recommender:
         self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters, budget: int
     ) -> list[dict[str, Any]] | None:
         history = History.of_ratings(positions, ratings)
-        vector = self.ranker.fold_in(positions, history.ratings)
+        return self._rank(self.ranker.fold_in(positions, history.ratings), history, k, filters, budget)
+
+    def _rank(
+        self, vector: np.ndarray, history: History, k: int, filters: Filters, budget: int = -1
+    ) -> list[dict[str, Any]] | None:
+        """Top-k of the catalog scored for a user, filtered; None when the scan would read past
+        `budget` movies (Ranker.user_best_unseen_within; -1: no bound)."""
+        seen = history.positions[history.seen]
         mask = self.catalog.eligible(filters)
-        found = self.ranker.user_best_unseen_within(budget, vector, positions, positions, k, mask)
+        found = self.ranker.user_best_unseen_within(budget, vector, history.positions, seen, k, mask)
         if found is None:
             return None
         return self._items(*found, self._because(found[0], history))
-
-    def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
-        best, scores = self._best_unseen(vector, history, k, self.catalog.eligible(filters))
-        return self._items(best, scores, self._because(best, history))
 
     def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:
         """Ranked movies as answered: each card with its score and its "because" (or None)."""
