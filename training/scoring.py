@@ -228,13 +228,18 @@ def _user_best_unseen(
                 size = _push(kept_scores, kept, size, score, position)
         start += len(dots)
     # Movies the EASE rows reach beyond where the scan stopped: scored if their bound, EASE
-    # part included, lets them enter.
+    # part included, lets them enter. Past the scan a movie's ALS part is at most
+    # reach * norms[start], so an EASE part below `floor` rules it out before its own bound
+    # (its place in the scan, then its norm) is read.
+    floor = kept_scores[0] - reach * norms[min(start, items - 1)] if size == n else -np.inf
     for j in range(n_touched):
         position = touched[j]
+        ease_part = ease_weight * ease[position]
+        if ease_part < floor:
+            continue
         at = rank[position]
         if at < start or blocked[position] or (filtered and not mask[position]):
             continue
-        ease_part = ease_weight * ease[position]
         if size == n and reach * norms[at] + ease_part < kept_scores[0]:
             continue
         dot = np.dot(item_factors[position], vector)

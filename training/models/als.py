@@ -87,10 +87,13 @@ class ALSModel:
             self.item_factors, norms, out=np.zeros_like(self.item_factors), where=norms > 0
         )
         # YᵀY is shared by every fold-in: computed once, with its eigendecomposition QΛQᵀ, in
-        # whose basis YᵀY + λI is diagonal (see `fold_in`).
-        self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
+        # whose basis YᵀY + λI is diagonal (see `fold_in`), and the item factors in that basis
+        # (YQ), so that a short history's fold-in reads its rows instead of multiplying by Q.
+        factors64 = self.item_factors.astype(np.float64)
+        self._yty = factors64.T @ factors64
         self._eye = np.eye(self._yty.shape[0])
         self._eigenvalues, self._eigenvectors = np.linalg.eigh(self._yty)
+        self._eigen_factors = (factors64 @ self._eigenvectors).astype(np.float32)
 
     @classmethod
     def fit(cls, confidence_matrix: sp.csr_matrix, config: ALSConfig, device: str = "cpu") -> ALSModel:
@@ -131,7 +134,7 @@ class ALSModel:
         if n < f and c.min() >= 1.0:  # (C - I)^½ below is real
             items = np.asarray(items, dtype=np.int64)
             q, eigenvalues = self._eigenvectors, self._eigenvalues
-            return _fold_in_low_rank(q, eigenvalues, self.item_factors, items, c, penalty)
+            return _fold_in_low_rank(q, eigenvalues, self._eigen_factors, items, c, penalty)
         y = self.item_factors[items].astype(np.float64)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
@@ -157,25 +160,36 @@ class ALSModel:
 def _fold_in_low_rank(
     eigenvectors: np.ndarray,
     eigenvalues: np.ndarray,
-    item_factors: np.ndarray,
+    eigen_factors: np.ndarray,
     items: np.ndarray,
     c: np.ndarray,
     penalty: float,
 ) -> np.ndarray:
-    """`ALSModel.fold_in` for n < f movies with c ≥ 1, compiled (a visitor's request: a dozen
-    small products that numpy would each pay a call for); float32 factors, as the model's.
+    """`ALSModel.fold_in` for n < f movies with c ≥ 1, compiled: a visitor's request, a few
+    small products that numpy (or BLAS) would each pay a call for, written as loops.
     With Yᵤ the movies' factors and YᵀY = QΛQᵀ, x = Q z where
     (S⁻¹ + U Uᵀ) z = g, S = (Λ + λI)⁻¹, g = Qᵀ Yᵤᵀ c and U = Qᵀ Yᵤᵀ (Cᵤ - I)^½; by Woodbury
     z = S g - S U (I + Uᵀ S U)⁻¹ Uᵀ S g: an n x n solve instead of factoring an f x f matrix.
-    Here each of G, U and SU is held transposed (n x f) so every product is row-major."""
-    y = item_factors[items].astype(np.float64)
-    g_rows = y @ eigenvectors  # Gᵀ: n x f
+    `eigen_factors` holds YQ, so the rows of Yᵤ Q are read, not computed; sums in float64."""
+    n, f = len(items), len(eigenvalues)
+    rows = np.empty((n, f))  # Yᵤ Q
+    for a in range(n):
+        rows[a] = eigen_factors[items[a]]
     s = 1.0 / (eigenvalues + penalty)
-    u_rows = g_rows * np.sqrt(c - 1.0)[:, None]  # Uᵀ
-    su_rows = u_rows * s[None, :]  # (S U)ᵀ
-    sg = s * (c @ g_rows)
-    inner = u_rows @ su_rows.T
-    for i in range(len(c)):
-        inner[i, i] += 1.0  # I + Uᵀ S U: symmetric positive definite
-    z = sg - np.linalg.solve(inner, u_rows @ sg) @ su_rows
+    w = np.sqrt(c - 1.0)  # Uᵀ = diag(w) Yᵤ Q
+    sg = np.zeros(f)  # S g
+    for a in range(n):
+        sg += c[a] * rows[a]
+    sg *= s
+    inner = np.empty((n, n))  # I + Uᵀ S U: symmetric positive definite
+    rhs = np.empty(n)  # Uᵀ S g
+    for a in range(n):
+        rhs[a] = w[a] * np.dot(rows[a], sg)
+        for b in range(a, n):
+            inner[a, b] = inner[b, a] = w[a] * w[b] * np.sum(rows[a] * rows[b] * s)
+        inner[a, a] += 1.0
+    solution = np.linalg.solve(inner, rhs)
+    z = sg.copy()
+    for a in range(n):
+        z -= (solution[a] * w[a]) * (rows[a] * s)
     return (eigenvectors @ z).astype(np.float32)
