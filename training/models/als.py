@@ -165,8 +165,8 @@ def _fold_in_low_rank(
     c: np.ndarray,
     penalty: float,
 ) -> np.ndarray:
-    """`ALSModel.fold_in` for n < f movies with c ≥ 1, compiled: a visitor's request, a few
-    small products that numpy (or BLAS) would each pay a call for, written as loops.
+    """`ALSModel.fold_in` for n < f movies with c ≥ 1, compiled: a visitor's request is a few
+    small products that numpy would each pay a call for.
     With Yᵤ the movies' factors and YᵀY = QΛQᵀ, x = Q z where
     (S⁻¹ + U Uᵀ) z = g, S = (Λ + λI)⁻¹, g = Qᵀ Yᵤᵀ c and U = Qᵀ Yᵤᵀ (Cᵤ - I)^½; by Woodbury
     z = S g - S U (I + Uᵀ S U)⁻¹ Uᵀ S g: an n x n solve instead of factoring an f x f matrix.
@@ -177,19 +177,13 @@ def _fold_in_low_rank(
         rows[a] = eigen_factors[items[a]]
     s = 1.0 / (eigenvalues + penalty)
     w = np.sqrt(c - 1.0)  # Uᵀ = diag(w) Yᵤ Q
-    sg = np.zeros(f)  # S g
+    sg = (c @ rows) * s  # S g
+    s_rows = rows * s  # Yᵤ Q S
+    inner = rows @ s_rows.T  # made I + Uᵀ S U below: symmetric positive definite
     for a in range(n):
-        sg += c[a] * rows[a]
-    sg *= s
-    inner = np.empty((n, n))  # I + Uᵀ S U: symmetric positive definite
-    rhs = np.empty(n)  # Uᵀ S g
-    for a in range(n):
-        rhs[a] = w[a] * np.dot(rows[a], sg)
-        for b in range(a, n):
-            inner[a, b] = inner[b, a] = w[a] * w[b] * np.sum(rows[a] * rows[b] * s)
+        for b in range(n):
+            inner[a, b] *= w[a] * w[b]
         inner[a, a] += 1.0
-    solution = np.linalg.solve(inner, rhs)
-    z = sg.copy()
-    for a in range(n):
-        z -= (solution[a] * w[a]) * (rows[a] * s)
+    solution = np.linalg.solve(inner, w * (rows @ sg))
+    z = sg - (solution * w) @ s_rows
     return (eigenvectors @ z).astype(np.float32)
