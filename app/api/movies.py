@@ -24,8 +24,8 @@ from app.services.catalog import Filters
 
 router = APIRouter(route_class=JSONRoute, tags=["movies"])
 # Lookups over precomputed tables are constant time and run on the event loop, their answers
-# kept rendered by request (Services.rendered); title search scans the catalog and stays a
-# plain `def` (thread pool).
+# kept rendered by request (Services.rendered); title search scans the catalog's titles and
+# stays a plain `def` (thread pool).
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 
 
@@ -37,7 +37,17 @@ async def get_movie(movie_id: MoviePath, services: ServicesDep) -> dict:
 @router.get("/movies", response_model=MoviePage, summary="Search the catalog by title")
 def search_movies(
     services: ServicesDep,
-    query: Annotated[str, Query(max_length=200, description="Title words; case and accents ignored.")] = "",
+    query: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="Title words, in any order; case and accents ignored, and MovieLens's "
+            'moved articles read in front ("the matrix" finds "Matrix, The"). Ranked: the title '
+            "itself, titles starting with the query, titles holding all its words, then parts of "
+            "words; then by popularity.",
+            examples=["the matrix"],
+        ),
+    ] = "",
     genre: GenreQuery = None,
     year_from: YearFrom = None,
     year_to: YearTo = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from app.errors import DomainError, UnknownMovie, UnknownMovies
+from app.services.search import TitleIndex
 from training.bundle import Bundle
 from training.interactions import IdIndex
 
@@ -25,12 +25,6 @@ class Filters:
 
 def _optional_int(value: object) -> int | None:
     return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
-
-
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive form of a title or query."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 class Catalog:
@@ -63,7 +57,7 @@ class Catalog:
         self.sources = [{"movie_id": card["movie_id"], "title": card["title"]} for card in self.cards]
         self.n_ratings = movies["n_ratings"].to_numpy(np.int64)
         self.mean_rating = movies["mean_rating"].to_numpy(np.float64)
-        self._folded_titles = [_fold(card["title"]) for card in self.cards]
+        self._titles = TitleIndex([card["title"] for card in self.cards])
         names = sorted({g for gs in genre_lists for g in gs})
         self._genre_key = {name.casefold(): name for name in names}
         self.genre_masks = {name: np.zeros(self.size, dtype=bool) for name in names}
@@ -135,28 +129,18 @@ class Catalog:
 
     # search and charts ---------------------------------------------------------------------
     def search(self, query: str, filters: Filters, limit: int, offset: int) -> tuple[int, list[int]]:
-        """(total, positions): title matches ranked exact > prefix > word start > substring,
-        then by popularity."""
+        """(total, positions): title matches best tier first (app.services.search), then by
+        popularity; every eligible movie, by popularity, for an empty query."""
         mask = self.eligible(filters)
-        candidates = np.flatnonzero(mask) if mask is not None else np.arange(self.size)
-        folded = _fold(query.strip())
-        if folded:
-            ranked = []
-            for position in candidates:
-                title = self._folded_titles[position]
-                found = title.find(folded)
-                if found < 0:
-                    continue
-                end = found + len(folded)
-                starts_word = found == 0 or not title[found - 1].isalnum()
-                ends_word = end == len(title) or not title[end].isalnum()
-                # exact title, then whole-word matches, then word starts, then substrings;
-                # within each, matches at the start of the title first.
-                tier = 0 if title == folded else 1 + 2 * (2 - starts_word - ends_word) + (found > 0)
-                ranked.append((tier, -self.n_ratings[position], int(position)))
-            ranked.sort()
+        if query.strip():
+            ranked = sorted(
+                (tier, -self.n_ratings[position], position)
+                for tier, position in self._titles.matches(query)
+                if mask is None or mask[position]
+            )
             hits = [p for _, _, p in ranked]
         else:
+            candidates = np.flatnonzero(mask) if mask is not None else np.arange(self.size)
             hits = sorted(candidates.tolist(), key=lambda p: (-self.n_ratings[p], p))
         return len(hits), hits[offset : offset + limit]
 

@@ -74,6 +74,11 @@ class TestMovies:
         page2 = (await client.get("/movies", params={"query": "movie 1", "limit": 3, "offset": 3})).json()
         assert {m["movie_id"] for m in page2["items"]}.isdisjoint({m["movie_id"] for m in body["items"]})
 
+    async def test_search_reads_titles_with_their_article_in_front(self, client: httpx.AsyncClient) -> None:
+        body = (await client.get("/movies", params={"query": "the movie 1", "limit": 3})).json()
+        assert body["total"] == 11  # "Movie 1, The" itself, then Movie 10..19
+        assert body["items"][0]["title"] == "Movie 1, The"
+
     async def test_search_filters(self, client: httpx.AsyncClient) -> None:
         body = (
             await client.get("/movies", params={"genre": "drama", "year_from": 2000, "limit": 100})

@@ -1,0 +1,86 @@
+"""Title search on real MovieLens and Netflix title shapes (app.services.search)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.services.search import Query, Title, TitleIndex
+
+TITLES = [
+    "Matrix, The",
+    "Matrix Reloaded, The",
+    "Animatrix, The",
+    "Misérables, Les",
+    "Homme qui aimait les femmes, L'",
+    "Léon: The Professional (a.k.a. The Professional) (Léon)",
+    "Professional, The (Le professionnel)",
+    "Amelie (Fabuleux destin d'Amélie Poulain, Le)",
+    "Toy Story",
+    "Toy Story 2",
+    "Lord of the Rings: The Fellowship of the Ring, The",
+    "Harry Potter and the Chamber of Secrets",
+    "Spider-Man",
+    "Amazing Spider-Man, The",
+    "Napoleon Dynamite",
+    "Miracle on 34th Street",
+    "WALL·E",
+    "Walled In",
+    "The Rise and Fall of ECW",  # Netflix keeps the article in front
+    "!Women Art Revolution",
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "title", "tier"),
+    [
+        ("the matrix", "Matrix, The", 0),
+        ("MATRIX, the", "Matrix, The", 0),
+        ("les miserables", "Misérables, Les", 0),
+        ("l'homme qui aimait les femmes", "Homme qui aimait les femmes, L'", 0),
+        ("the professional", "Léon: The Professional (a.k.a. The Professional) (Léon)", 0),
+        ("leon", "Léon: The Professional (a.k.a. The Professional) (Léon)", 0),
+        ("the professional", "Professional, The (Le professionnel)", 0),
+        ("le fabuleux destin d'amelie poulain", "Amelie (Fabuleux destin d'Amélie Poulain, Le)", 0),
+        ("the rise and fall of ecw", "The Rise and Fall of ECW", 0),
+        ("toy story", "Toy Story 2", 1),
+        ("the matrix", "Matrix Reloaded, The", 1),
+        ("lord of the rings", "Lord of the Rings: The Fellowship of the Ring, The", 1),
+        ("toy sto", "Toy Story", 2),
+        ("fellowship rings lord", "Lord of the Rings: The Fellowship of the Ring, The", 3),
+        ("women revolution", "!Women Art Revolution", 3),
+        ("pot harry", "Harry Potter and the Chamber of Secrets", 4),
+        ("spiderman", "Amazing Spider-Man, The", 5),
+        ("walle", "WALL·E", 5),
+        ("wall-e", "WALL·E", 3),
+        ("leon", "Napoleon Dynamite", 6),
+        ("atrix", "Matrix, The", 6),
+        ("leon", "Miracle on 34th Street", None),  # "miracLE ON" runs across a word boundary
+        ("wall-e", "Walled In", None),
+        ("matrix 2", "Matrix Reloaded, The", None),
+        ("", "Matrix, The", None),
+        ("   ", "Matrix, The", None),
+    ],
+)
+def test_tiers(query: str, title: str, tier: int | None) -> None:
+    assert Query.of(query).tier(Title.of(title)) == tier
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["the matrix", "matrix", "atrix", "leon", "spiderman", "the", "e", "toy sto", "rings the", "!", "a.k.a."],
+)
+def test_index_finds_every_title_the_query_matches(query: str) -> None:
+    """The index only ranks the candidates its scan finds: they must be every match."""
+    index = TitleIndex(TITLES)
+    tiers = [Query.of(query).tier(Title.of(title)) for title in TITLES]
+    expected = {(tier, position) for position, tier in enumerate(tiers) if tier is not None}
+    assert set(index.matches(query)) == expected
+
+
+def test_the_matrix_ranks_the_film_before_its_sequels_and_namesakes() -> None:
+    index = TitleIndex(TITLES)
+    ranked = [TITLES[p] for _, p in sorted(index.matches("the matrix"))]
+    assert ranked == ["Matrix, The", "Matrix Reloaded, The"]
+    ranked = [TITLES[p] for _, p in sorted(index.matches("matrix"))]
+    assert ranked[:2] == ["Matrix, The", "Matrix Reloaded, The"]
+    assert ranked[-1] == "Animatrix, The"  # a part of a word only
