@@ -26,9 +26,37 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 
-# The articles MovieLens moves behind a title: "Matrix, The", "Misérables, Les", "Boot, Das".
+# The articles MovieLens moves behind a title ("Matrix, The", "Misérables, Les", "Boot, Das",
+# "Vitelloni, I"), in the languages of its titles.
+_ARTICLES = (
+    "the a an",  # English
+    "le la les l' un une",  # French
+    "el la los las un una",  # Spanish
+    "il lo la i gli l' un una",  # Italian
+    "o a os as um uma",  # Portuguese
+    "der die das ein eine",  # German
+    "de het een",  # Dutch
+    "den det de en ett",  # Scandinavian
+)
 _TRAILING_ARTICLE = re.compile(
-    r"^(.*), (the|a|an|les|la|le|l'|el|il|lo|los|las|das|der|die|den|det|gli|un|une)$"
+    r"^(.*), (" + "|".join(sorted({a for line in _ARTICLES for a in line.split()})) + r")$"
+)
+# Letters that Unicode does not decompose into a base letter and an accent, and punctuation
+# typed otherwise on a keyboard.
+_PLAIN = str.maketrans(
+    {
+        "æ": "ae",
+        "œ": "oe",
+        "ø": "o",
+        "ð": "d",
+        "đ": "d",
+        "þ": "th",
+        "ł": "l",
+        "\u0131": "i",  # dotless i
+        "\u2019": "'",  # right single quotation mark (MovieLens: "M. Hulot\u2019s Holiday")
+        "\u2018": "'",  # left single quotation mark
+        "\u2044": "/",  # fraction slash, from "½"
+    }
 )
 _ALIAS = re.compile(r"\(([^()]*)\)")  # an alternative title, in parentheses
 _AKA = re.compile(r"^a\.?k\.?a\.?\s+")
@@ -38,7 +66,7 @@ _WORD = re.compile(r"\w+")
 def fold(text: str) -> str:
     """Case- and accent-insensitive form of a title or query."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().translate(_PLAIN)
 
 
 def _article_first(name: str) -> str:

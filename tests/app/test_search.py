@@ -27,6 +27,10 @@ TITLES = [
     "Walled In",
     "The Rise and Fall of ECW",  # Netflix keeps the article in front
     "!Women Art Revolution",
+    "Vitelloni, I",
+    "Babette's Feast (Babettes gæstebud)",
+    "M. Hulot\u2019s Holiday (Mr. Hulot's Holiday) (Vacances de Monsieur Hulot, Les)",
+    "8 1/2 (8½)",
 ]
 
 
@@ -42,6 +46,19 @@ TITLES = [
         ("the professional", "Professional, The (Le professionnel)", 0),
         ("le fabuleux destin d'amelie poulain", "Amelie (Fabuleux destin d'Amélie Poulain, Le)", 0),
         ("the rise and fall of ecw", "The Rise and Fall of ECW", 0),
+        ("i vitelloni", "Vitelloni, I", 0),
+        ("babettes gaestebud", "Babette's Feast (Babettes gæstebud)", 0),
+        (
+            "les vacances de monsieur hulot",
+            "M. Hulot\u2019s Holiday (Mr. Hulot's Holiday) (Vacances de Monsieur Hulot, Les)",
+            0,
+        ),
+        (
+            "m. hulot's holiday",
+            "M. Hulot\u2019s Holiday (Mr. Hulot's Holiday) (Vacances de Monsieur Hulot, Les)",
+            0,
+        ),
+        ("8 1/2", "8 1/2 (8½)", 0),
         ("toy story", "Toy Story 2", 1),
         ("the matrix", "Matrix Reloaded, The", 1),
         ("lord of the rings", "Lord of the Rings: The Fellowship of the Ring, The", 1),
