@@ -42,9 +42,9 @@ def search_movies(
         Query(
             max_length=200,
             description="Title words, in any order; case and accents ignored, and MovieLens's "
-            'moved articles read in front ("the matrix" finds "Matrix, The"). Ranked: the title '
-            "itself, titles starting with the query, titles holding all its words, then parts of "
-            "words; then by popularity.",
+            'moved articles read in front ("the matrix" finds "Matrix, The"); a year may name the '
+            'release year ("king kong 1933"). Ranked: the title itself, titles starting with the '
+            "query, titles holding all its words, then parts of words; then by popularity.",
             examples=["the matrix"],
         ),
     ] = "",

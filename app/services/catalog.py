@@ -57,7 +57,9 @@ class Catalog:
         self.sources = [{"movie_id": card["movie_id"], "title": card["title"]} for card in self.cards]
         self.n_ratings = movies["n_ratings"].to_numpy(np.int64)
         self.mean_rating = movies["mean_rating"].to_numpy(np.float64)
-        self._titles = TitleIndex([card["title"] for card in self.cards])
+        self._titles = TitleIndex(
+            [card["title"] for card in self.cards], [card["year"] for card in self.cards]
+        )
         names = sorted({g for gs in genre_lists for g in gs})
         self._genre_key = {name.casefold(): name for name in names}
         self.genre_masks = {name: np.zeros(self.size, dtype=bool) for name in names}

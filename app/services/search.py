@@ -61,6 +61,7 @@ _PLAIN = str.maketrans(
 _ALIAS = re.compile(r"\(([^()]*)\)")  # an alternative title, in parentheses
 _AKA = re.compile(r"^a\.?k\.?a\.?\s+")
 _WORD = re.compile(r"\w+")
+_YEAR = re.compile(r"\(?\b(1[89]\d\d|20\d\d)\b\)?")  # a release year, maybe in parentheses
 
 
 def fold(text: str) -> str:
@@ -166,15 +167,30 @@ class TitleIndex:
     folded titles joined in one string (C speed), and only they are ranked by `Query.tier`;
     each title's forms (`Title`) are computed the first time it is a candidate."""
 
-    def __init__(self, titles: list[str]):
+    def __init__(self, titles: list[str], years: list[int | None] | None = None):
         self._raw = titles
+        self._years = years or [None] * len(titles)
         self._forms: list[Title | None] = [None] * len(titles)
         self._texts = [fold(title).strip() for title in titles]
         self._text, self._text_starts = _joined(self._texts)
         self._squashed, self._squashed_starts = _joined(["".join(_WORD.findall(t)) for t in self._texts])
 
     def matches(self, query: str) -> list[tuple[int, int]]:
-        """(tier, position) of every title the query matches, in no particular order."""
+        """(tier, position) of every title the query matches, in no particular order.
+
+        A year in the query ("the matrix 1999", "king kong (1933)") may also name the movie's
+        release year: a movie of that year matches with the tier of the rest of the query,
+        when that is better than the whole query's ("2001" still finds "2001: A Space
+        Odyssey" by its title, and no year alone lists that year's movies)."""
+        best = {position: tier for tier, position in self._matches(query)}
+        for found in _YEAR.finditer(query):
+            year, rest = int(found.group(1)), query[: found.start()] + " " + query[found.end() :]
+            for tier, position in self._matches(rest):
+                if self._years[position] == year and tier < best.get(position, tier + 1):
+                    best[position] = tier
+        return [(tier, position) for position, tier in best.items()]
+
+    def _matches(self, query: str) -> list[tuple[int, int]]:
         wanted = Query.of(query)
         if not wanted.text:
             return []

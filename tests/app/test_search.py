@@ -101,3 +101,18 @@ def test_the_matrix_ranks_the_film_before_its_sequels_and_namesakes() -> None:
     ranked = [TITLES[p] for _, p in sorted(index.matches("matrix"))]
     assert ranked[:2] == ["Matrix, The", "Matrix Reloaded, The"]
     assert ranked[-1] == "Animatrix, The"  # a part of a word only
+
+
+def test_a_year_in_the_query_may_name_the_release_year() -> None:
+    titles = ["King Kong", "King Kong", "2001: A Space Odyssey", "Matrix, The", "Memento"]
+    index = TitleIndex(titles, [1933, 2005, 1968, 1999, 2001])
+
+    def ranked(query: str) -> list[tuple[int, int]]:
+        return sorted(index.matches(query))
+
+    assert ranked("king kong 1933") == [(0, 0)]  # the rest is the whole title: tier 0
+    assert ranked("King Kong (2005)") == [(0, 1)]
+    assert ranked("the matrix 1999") == [(0, 3)]
+    assert ranked("the matrix 2003") == []
+    assert ranked("king kong") == [(0, 0), (0, 1)]
+    assert ranked("2001") == [(1, 2)]  # by its title only: a year alone lists nothing
