@@ -135,12 +135,13 @@ class Catalog:
         popularity; every eligible movie, by popularity, for an empty query."""
         mask = self.eligible(filters)
         if query.strip():
-            ranked = sorted(
-                (tier, -self.n_ratings[position], position)
-                for tier, position in self._titles.matches(query)
-                if mask is None or mask[position]
-            )
-            hits = [p for _, _, p in ranked]
+            found = np.array(self._titles.matches(query), dtype=np.int64).reshape(-1, 2)
+            tiers, positions = found[:, 0], found[:, 1]
+            if mask is not None:
+                keep = mask[positions]
+                tiers, positions = tiers[keep], positions[keep]
+            order = np.lexsort((positions, -self.n_ratings[positions], tiers))
+            hits = positions[order].tolist()
         else:
             candidates = np.flatnonzero(mask) if mask is not None else np.arange(self.size)
             hits = sorted(candidates.tolist(), key=lambda p: (-self.n_ratings[p], p))

@@ -17,6 +17,9 @@ A match falls in the first of these tiers that holds (the lower, the better):
 5. the query's words, run together, are whole words of the title run together ("spiderman"
    -> "Spider-Man", but "leon" not -> "Miracle on");
 6. the query is part of the title's text ("leon" -> "Napoleon Dynamite").
+
+Tiers 5 and 6 need a query of at least three letters or digits: for "e" or "th" (a search box
+as the user types) every title would match.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ _PLAIN = str.maketrans(
 _ALIAS = re.compile(r"\(([^()]*)\)")  # an alternative title, in parentheses
 _AKA = re.compile(r"^a\.?k\.?a\.?\s+")
 _WORD = re.compile(r"\w+")
+_PART_OF_WORD = 3  # the fewest letters and digits a query needs for tiers 5 and 6
 _YEAR = re.compile(r"\(?\b(1[89]\d\d|20\d\d)\b\)?")  # a release year, maybe in parentheses
 
 
@@ -85,13 +89,16 @@ class Title:
 
     text: str  # the whole title, folded
     names: tuple[str, ...]  # the title, its main part and its aliases, also with the article in front
-    words: frozenset[str]
+    spaced: str  # the title's words, each with a space before and after: " matrix the "
     squashed: str  # the words run together
     bounds: frozenset[int]  # where words start and end in `squashed`
 
     @classmethod
     def of(cls, title: str) -> Title:
-        text = fold(title).strip()
+        return cls.of_folded(fold(title).strip())
+
+    @classmethod
+    def of_folded(cls, text: str) -> Title:
         main = _ALIAS.sub("", text).strip()
         aliases = [_AKA.sub("", alias.strip()) for alias in _ALIAS.findall(text)]
         names: list[str] = []
@@ -104,7 +111,8 @@ class Title:
         for word in words:
             end += len(word)
             bounds.add(end)
-        return cls(text, tuple(names), frozenset(words), "".join(words), frozenset(bounds))
+        spaced = f" {' '.join(words)} "
+        return cls(text, tuple(names), spaced, "".join(words), frozenset(bounds))
 
     def has_run(self, squashed: str) -> bool:
         """Whether `squashed` is whole words of this title run together."""
@@ -121,12 +129,17 @@ class Query:
     text: str
     words: tuple[str, ...]
     squashed: str
+    # The words as `Title.spaced` holds them whole (" word ") and as a word's start (" word"):
+    # each test is one substring search in C.
+    whole: tuple[str, ...]
+    starts: tuple[str, ...]
 
     @classmethod
     def of(cls, query: str) -> Query:
         text = fold(query).strip()
         words = tuple(_WORD.findall(text))
-        return cls(text, words, "".join(words))
+        whole = tuple(f" {word} " for word in words)
+        return cls(text, words, "".join(words), whole, tuple(f" {word}" for word in words))
 
     def tier(self, title: Title) -> int | None:
         """The tier of `title` for this query (see the module's docstring); None: no match."""
@@ -151,10 +164,12 @@ class Query:
                 cut_short = True
         if cut_short:
             return 2
-        if self.words and all(word in title.words for word in self.words):
+        if self.words and all(word in title.spaced for word in self.whole):
             return 3
-        if self.words and all(any(w.startswith(word) for w in title.words) for word in self.words):
+        if self.words and all(start in title.spaced for start in self.starts):
             return 4
+        if len(self.squashed) < _PART_OF_WORD and self.words:
+            return None
         if self.squashed and title.has_run(self.squashed):
             return 5
         if self.text in title.text:
@@ -163,17 +178,18 @@ class Query:
 
 
 class TitleIndex:
-    """A catalog's titles, searched by `matches`. Candidates are found by scanning all the
-    folded titles joined in one string (C speed), and only they are ranked by `Query.tier`;
-    each title's forms (`Title`) are computed the first time it is a candidate."""
+    """A catalog's titles, searched by `matches`: candidates are found by scanning all the
+    titles at once (`_Lines`), and only they are ranked by `Query.tier`."""
 
     def __init__(self, titles: list[str], years: list[int | None] | None = None):
-        self._raw = titles
-        self._years = years or [None] * len(titles)
-        self._forms: list[Title | None] = [None] * len(titles)
-        self._texts = [fold(title).strip() for title in titles]
-        self._text, self._text_starts = _joined(self._texts)
-        self._squashed, self._squashed_starts = _joined(["".join(_WORD.findall(t)) for t in self._texts])
+        self._titles = [Title.of(title) for title in titles]
+        self._texts = _Lines([title.text for title in self._titles])
+        self._spaced = _Lines([title.spaced for title in self._titles])
+        self._squashed = _Lines([title.squashed for title in self._titles])
+        self._by_year: dict[int, list[int]] = {}
+        for position, year in enumerate(years or []):
+            if year is not None:
+                self._by_year.setdefault(year, []).append(position)
 
     def matches(self, query: str) -> list[tuple[int, int]]:
         """(tier, position) of every title the query matches, in no particular order.
@@ -185,60 +201,70 @@ class TitleIndex:
         best = {position: tier for tier, position in self._matches(query)}
         for found in _YEAR.finditer(query):
             year, rest = int(found.group(1)), query[: found.start()] + " " + query[found.end() :]
-            for tier, position in self._matches(rest):
-                if self._years[position] == year and tier < best.get(position, tier + 1):
+            for tier, position in self._matches(rest, among=self._by_year.get(year, [])):
+                if tier < best.get(position, tier + 1):
                     best[position] = tier
         return [(tier, position) for position, tier in best.items()]
 
-    def _matches(self, query: str) -> list[tuple[int, int]]:
+    def _matches(self, query: str, among: list[int] | None = None) -> list[tuple[int, int]]:
+        """(tier, position) of the titles the query matches, of all or only those `among`."""
         wanted = Query.of(query)
         if not wanted.text:
             return []
-        # Whatever the tier, the title holds the query, or every query word, or the squashed
-        # query in its squashed form (see Query.tier): look for those, then rank them.
-        candidates = _lines_with(self._text, self._text_starts, wanted.text)
-        if wanted.words:
-            rarest = min(wanted.words, key=self._text.count)  # str.count: C speed, no Python loop
-            candidates.update(
-                position
-                for position in _lines_with(self._text, self._text_starts, rarest)
-                if all(word in self._texts[position] for word in wanted.words)
-            )
-        if wanted.squashed:
-            candidates |= _lines_with(self._squashed, self._squashed_starts, wanted.squashed)
+        candidates = set(among) if among is not None else self._candidates(wanted)
         found = []
         for position in candidates:
-            tier = wanted.tier(self._title(position))
+            tier = wanted.tier(self._titles[position])
             if tier is not None:
                 found.append((tier, position))
         return found
 
-    def _title(self, position: int) -> Title:
-        title = self._forms[position]
-        if title is None:
-            title = self._forms[position] = Title.of(self._raw[position])
-        return title
+    def _candidates(self, wanted: Query) -> set[int]:
+        """A superset of the titles `wanted` matches. Tiers 0-4 need every query word to start
+        a word of the title; tier 5 the squashed query in the squashed title, tier 6 the query
+        in the title (see Query.tier)."""
+        found: set[int] = set()
+        if wanted.words:
+            rarest = min(wanted.starts, key=self._spaced.count)
+            found.update(
+                position
+                for position in self._spaced.holding(rarest)
+                if all(start in self._spaced.lines[position] for start in wanted.starts)
+            )
+        if len(wanted.squashed) >= _PART_OF_WORD or not wanted.words:
+            found |= self._texts.holding(wanted.text)
+            if wanted.squashed:
+                found |= self._squashed.holding(wanted.squashed)
+        return found
 
 
-_SEPARATOR = "\x00"
+class _Lines:
+    """Lines of text searched for a substring: a rare one by `str.find` over all of them
+    joined in one string (C speed, a Python step per occurrence only), a common one line by
+    line (a Python step per line, but no more)."""
 
+    _SEPARATOR = "\x00"
 
-def _joined(lines: list[str]) -> tuple[str, list[int]]:
-    """The lines joined by a separator, and where each starts."""
-    starts, at = [], 0
-    for line in lines:
-        starts.append(at)
-        at += len(line) + len(_SEPARATOR)
-    return _SEPARATOR.join(lines), starts
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        self._joined = self._SEPARATOR.join(lines)
+        self._starts, at = [], 0
+        for line in lines:
+            self._starts.append(at)
+            at += len(line) + len(self._SEPARATOR)
 
+    def count(self, needle: str) -> int:
+        return self._joined.count(needle)
 
-def _lines_with(joined: str, starts: list[int], needle: str) -> set[int]:
-    """The lines of `joined` (see _joined) in which `needle` occurs."""
-    lines: set[int] = set()
-    at = joined.find(needle)
-    while at >= 0:
-        line = bisect_right(starts, at) - 1
-        lines.add(line)
-        following = starts[line + 1] if line + 1 < len(starts) else len(joined)
-        at = joined.find(needle, max(following, at + 1))
-    return lines
+    def holding(self, needle: str) -> set[int]:
+        """The lines in which `needle` occurs."""
+        if self.count(needle) * 8 > len(self.lines):
+            return {line for line, text in enumerate(self.lines) if needle in text}
+        lines: set[int] = set()
+        at = self._joined.find(needle)
+        while at >= 0:
+            line = bisect_right(self._starts, at) - 1
+            lines.add(line)
+            following = self._starts[line + 1] if line + 1 < len(self._starts) else len(self._joined)
+            at = self._joined.find(needle, max(following, at + 1))
+        return lines

@@ -71,6 +71,10 @@ TITLES = [
         ("wall-e", "WALL·E", 3),
         ("leon", "Napoleon Dynamite", 6),
         ("atrix", "Matrix, The", 6),
+        ("ma", "Matrix, The", 2),  # as the user types
+        ("ma", "Amazing Spider-Man, The", 4),
+        ("leo", "Napoleon Dynamite", 6),
+        ("le", "Napoleon Dynamite", None),  # too short for part of a word: nearly every title
         ("leon", "Miracle on 34th Street", None),  # "miracLE ON" runs across a word boundary
         ("wall-e", "Walled In", None),
         ("matrix 2", "Matrix Reloaded, The", None),
@@ -84,7 +88,20 @@ def test_tiers(query: str, title: str, tier: int | None) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["the matrix", "matrix", "atrix", "leon", "spiderman", "the", "e", "toy sto", "rings the", "!", "a.k.a."],
+    [
+        "the matrix",
+        "matrix",
+        "atrix",
+        "leon",
+        "spiderman",
+        "the",
+        "e",
+        "ma",
+        "toy sto",
+        "rings the",
+        "!",
+        "a.k.a.",
+    ],
 )
 def test_index_finds_every_title_the_query_matches(query: str) -> None:
     """The index only ranks the candidates its scan finds: they must be every match."""
