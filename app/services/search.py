@@ -95,10 +95,7 @@ class Title:
 
     @classmethod
     def of(cls, title: str) -> Title:
-        return cls.of_folded(fold(title).strip())
-
-    @classmethod
-    def of_folded(cls, text: str) -> Title:
+        text = fold(title).strip()
         main = _ALIAS.sub("", text).strip()
         aliases = [_AKA.sub("", alias.strip()) for alias in _ALIAS.findall(text)]
         names: list[str] = []
