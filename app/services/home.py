@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.services.catalog import Filters
 from app.services.recommender import Ranking, Recommender
+from app.services.search import readable
 
 
 class RowConfig(BaseModel):
@@ -60,7 +61,7 @@ def home_page(
         elif row.kind == "because_you_watched":
             if ranking is not None:
                 for because in recommender.because_you_watched(ranking.history, row.rows, row.k, shown):
-                    title = row.title.replace("{movie}", because["because"]["title"])
+                    title = row.title.replace("{movie}", readable(because["because"]["title"]))
                     add(title, row.kind, because["items"])
         else:
             chart = catalog.chart(row.kind, filters, row.k, row.min_ratings)

@@ -61,6 +61,8 @@ _PLAIN = str.maketrans(
         "\u2044": "/",  # fraction slash, from "½"
     }
 )
+_READ_ARTICLE = re.compile(_TRAILING_ARTICLE.pattern, re.IGNORECASE)
+_TRAILING_ALIAS = re.compile(r"\s*\([^()]*\)\s*$")
 _ALIAS = re.compile(r"\(([^()]*)\)")  # an alternative title, in parentheses
 _AKA = re.compile(r"^a\.?k\.?a\.?\s+")
 _WORD = re.compile(r"\w+")
@@ -72,6 +74,20 @@ def fold(text: str) -> str:
     """Case- and accent-insensitive form of a title or query."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().translate(_PLAIN)
+
+
+def readable(title: str) -> str:
+    """A title as a sentence would name it: its aliases dropped and its article in front
+    ("Usual Suspects, The" -> "The Usual Suspects", "Seven (a.k.a. Se7en)" -> "Seven",
+    "(500) Days of Summer" as it is)."""
+    main = title
+    while (shorter := _TRAILING_ALIAS.sub("", main)) != main and shorter:
+        main = shorter
+    found = _READ_ARTICLE.match(main.strip())
+    if found is None:
+        return main.strip()
+    rest, article = found.groups()
+    return article + rest if article.endswith("'") else f"{article} {rest}"
 
 
 def _article_first(name: str) -> str:

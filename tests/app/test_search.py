@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.search import Query, Title, TitleIndex
+from app.services.search import Query, Title, TitleIndex, readable
 
 TITLES = [
     "Matrix, The",
@@ -133,3 +133,21 @@ def test_a_year_in_the_query_may_name_the_release_year() -> None:
     assert ranked("the matrix 2003") == []
     assert ranked("king kong") == [(0, 0), (0, 1)]
     assert ranked("2001") == [(1, 2)]  # by its title only: a year alone lists nothing
+
+
+@pytest.mark.parametrize(
+    ("title", "read"),
+    [
+        ("Usual Suspects, The", "The Usual Suspects"),
+        ("Seven (a.k.a. Se7en)", "Seven"),
+        ("Léon: The Professional (a.k.a. The Professional) (Léon)", "Léon: The Professional"),
+        ("Misérables, Les", "Les Misérables"),
+        ("Homme qui aimait les femmes, L'", "L'Homme qui aimait les femmes"),
+        ("Boot, Das (Boat, The)", "Das Boot"),
+        ("(500) Days of Summer", "(500) Days of Summer"),
+        ("(Untitled)", "(Untitled)"),
+        ("Toy Story", "Toy Story"),
+    ],
+)
+def test_readable(title: str, read: str) -> None:
+    assert readable(title) == read
