@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from itertools import islice, repeat
 from pathlib import Path
+from urllib.parse import urlencode
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -30,6 +31,7 @@ from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp, Message
 
 from app.main import create_app
+from app.services.search import readable
 from app.settings import Settings
 
 WARM_UP = 3  # requests before each timed series
@@ -122,6 +124,7 @@ async def run(artifacts: Path, n: int) -> None:
         services = app.state.services
         movie = int(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["movie_id"])
         user = int(services.bundle.user_ids[0])
+        title = readable(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["title"]).lower()
         # Users never asked for before in this run (warm-up included), so their ranking is
         # computed, not read from the cache.
         others = services.bundle.user_ids[1:]
@@ -153,6 +156,10 @@ async def run(artifacts: Path, n: int) -> None:
             ("GET /trending", "GET", "/trending?k=10", None, n),
             ("GET /top-rated", "GET", "/top-rated?k=10&genre=Drama", None, n),
             (f"GET /movies/{movie}/similar", "GET", f"/movies/{movie}/similar?k=10", None, n),
+            # Title search (not kept: each request searches): the most rated movie's title as a
+            # person types it, and a word a third of the titles hold.
+            (f"GET /movies?query={title}", "GET", f"/movies?{urlencode({'query': title})}", None, n),
+            ("GET /movies?query=the", "GET", "/movies?query=the", None, n),
             (f"GET /users/{user}/recommendations", "GET", f"/users/{user}/recommendations?k=10", None, n),
             ("GET /users/{new user}/recommendations", "GET", fresh, None, min(n, len(others) - WARM_UP)),
             (

@@ -158,13 +158,13 @@ class Query:
         """The tier of `title` for this query (see the module's docstring); None: no match."""
         if not self.text:
             return None
-        # Cheap test first: whatever the tier, the query is in the title's text, or every
-        # query word is, or the squashed query is in the squashed title.
-        if (
-            self.text not in title.text
-            and not (self.words and all(word in title.text for word in self.words))
-            and not (self.squashed and self.squashed in title.squashed)
-        ):
+        by_words = self.word_tier(title)
+        return by_words if by_words is not None else self.part_tier(title)
+
+    def word_tier(self, title: Title) -> int | None:
+        """Tiers 0-4, which need every query word to start a word of the title (a name that
+        starts with the query starts with its words)."""
+        if not all(start in title.spaced for start in self.starts):
             return None
         if self.text in title.names:
             return 0
@@ -177,17 +177,17 @@ class Query:
                 cut_short = True
         if cut_short:
             return 2
-        if self.words and all(word in title.spaced for word in self.whole):
-            return 3
-        if self.words and all(start in title.spaced for start in self.starts):
-            return 4
-        if len(self.squashed) < _PART_OF_WORD and self.words:
+        if not self.words:
+            return None
+        return 3 if all(word in title.spaced for word in self.whole) else 4
+
+    def part_tier(self, title: Title) -> int | None:
+        """Tiers 5 and 6, for a query of at least _PART_OF_WORD letters and digits."""
+        if self.words and len(self.squashed) < _PART_OF_WORD:
             return None
         if self.squashed and title.has_run(self.squashed):
             return 5
-        if self.text in title.text:
-            return 6
-        return None
+        return 6 if self.text in title.text else None
 
 
 class TitleIndex:
@@ -224,30 +224,35 @@ class TitleIndex:
         wanted = Query.of(query)
         if not wanted.text:
             return []
-        candidates = set(among) if among is not None else self._candidates(wanted)
-        found = []
-        for position in candidates:
-            tier = wanted.tier(self._titles[position])
-            if tier is not None:
-                found.append((tier, position))
-        return found
-
-    def _candidates(self, wanted: Query) -> set[int]:
-        """A superset of the titles `wanted` matches. Tiers 0-4 need every query word to start
-        a word of the title; tier 5 the squashed query in the squashed title, tier 6 the query
-        in the title (see Query.tier)."""
-        found: set[int] = set()
+        if among is not None:
+            ranked = [(wanted.tier(self._titles[position]), position) for position in among]
+            return [(tier, position) for tier, position in ranked if tier is not None]
+        # Tiers 0-4 need every query word to start a word of the title; 5 and 6 the squashed
+        # query in the squashed title, or the query in the title (see Query).
+        by_words: set[int] = set()
         if wanted.words:
             rarest = min(wanted.starts, key=self._spaced.count)
-            found.update(
+            by_words.update(
                 position
                 for position in self._spaced.holding(rarest)
                 if all(start in self._spaced.lines[position] for start in wanted.starts)
             )
+        else:  # no words ("!"): a name may still start with it
+            by_words = self._texts.holding(wanted.text)
+        by_parts: set[int] = set()
         if len(wanted.squashed) >= _PART_OF_WORD or not wanted.words:
-            found |= self._texts.holding(wanted.text)
+            by_parts = self._texts.holding(wanted.text)
             if wanted.squashed:
-                found |= self._squashed.holding(wanted.squashed)
+                by_parts |= self._squashed.holding(wanted.squashed)
+        found = []
+        for position in by_words:
+            tier = wanted.tier(self._titles[position])
+            if tier is not None:
+                found.append((tier, position))
+        for position in by_parts - by_words:
+            tier = wanted.part_tier(self._titles[position])
+            if tier is not None:
+                found.append((tier, position))
         return found
 
 
