@@ -41,8 +41,9 @@ _ARTICLES = (
     "de het een",  # Dutch
     "den det de en ett",  # Scandinavian
 )
-_TRAILING_ARTICLE = re.compile(
-    r"^(.*), (" + "|".join(sorted({a for line in _ARTICLES for a in line.split()})) + r")$"
+_TRAILING_ARTICLE = re.compile(  # any case: folded titles, and titles as written (`readable`)
+    r"^(.*), (" + "|".join(sorted({a for line in _ARTICLES for a in line.split()})) + r")$",
+    re.IGNORECASE,
 )
 # Letters that Unicode does not decompose into a base letter and an accent, and punctuation
 # typed otherwise on a keyboard.
@@ -61,7 +62,6 @@ _PLAIN = str.maketrans(
         "\u2044": "/",  # fraction slash, from "½"
     }
 )
-_READ_ARTICLE = re.compile(_TRAILING_ARTICLE.pattern, re.IGNORECASE)
 _TRAILING_ALIAS = re.compile(r"\s*\([^()]*\)\s*$")
 _ALIAS = re.compile(r"\(([^()]*)\)")  # an alternative title, in parentheses
 _AKA = re.compile(r"^a\.?k\.?a\.?\s+")
@@ -83,15 +83,11 @@ def readable(title: str) -> str:
     main = title
     while (shorter := _TRAILING_ALIAS.sub("", main)) != main and shorter:
         main = shorter
-    found = _READ_ARTICLE.match(main.strip())
-    if found is None:
-        return main.strip()
-    rest, article = found.groups()
-    return article + rest if article.endswith("'") else f"{article} {rest}"
+    return _article_first(main.strip())
 
 
 def _article_first(name: str) -> str:
-    """'matrix, the' -> 'the matrix'; "homme, l'" -> "l'homme"; other names as they are."""
+    """'matrix, the' -> 'the matrix'; "Homme, L'" -> "L'Homme"; other names as they are."""
     found = _TRAILING_ARTICLE.match(name)
     if found is None:
         return name
