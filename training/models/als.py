@@ -42,6 +42,14 @@ def confidence(ratings: np.ndarray, weighting: str, alpha: float, scale_max: flo
     return (1.0 + alpha * weight).astype(np.float32)
 
 
+def unit_rows(factors: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (float32), so that dot products are cosines; a zero row
+    stays zero."""
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    unit = np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
+    return np.ascontiguousarray(unit, dtype=np.float32)
+
+
 TILE = 512  # movies per tile of NormIndex.tiles
 
 
@@ -81,11 +89,7 @@ class ALSModel:
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.by_norm = NormIndex.of(self.item_factors)
-        # Unit-length item factors, for cosines ("because you liked ..."); zero vectors stay zero.
-        norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
-        self.unit_factors = np.divide(
-            self.item_factors, norms, out=np.zeros_like(self.item_factors), where=norms > 0
-        )
+        self.unit_factors = unit_rows(self.item_factors)  # for cosines ("because you liked ...")
         # YᵀY is shared by every fold-in: computed once, with its eigendecomposition QΛQᵀ, in
         # whose basis YᵀY + λI is diagonal (see `fold_in`), and the item factors in that basis
         # (YQ), so that a short history's fold-in reads its rows instead of multiplying by Q.

@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from training.models.als import unit_rows
 from training.models.topk import top_dot
 
 
@@ -22,11 +23,10 @@ def similar_movies(
     ratings for their factors to mean something); a movie is never its own neighbour, and a
     movie whose factors are all zero is nobody's.
     """
-    norms = np.linalg.norm(item_factors, axis=1)
-    unit = np.divide(item_factors, norms[:, None], out=np.zeros_like(item_factors), where=norms[:, None] > 0)
-    unit = np.ascontiguousarray(unit, dtype=np.float32)
+    unit = unit_rows(item_factors)
     n_items = len(unit)
-    candidates = candidates & (norms > 0)  # a zero vector has no direction to compare
+    zero = ~unit.any(axis=1)
+    candidates = candidates & ~zero  # a zero vector has no direction to compare
     n_candidates = int(candidates.sum())
     positions = np.full((n_items, n), -1, dtype=np.int32)
     scores = np.zeros((n_items, n), dtype=np.float32)
@@ -45,7 +45,6 @@ def similar_movies(
     width = min(n, k)
     positions[:, :width] = np.where(valid, ids, -1)[:, :width]
     scores[:, :width] = np.where(valid, sims, 0.0)[:, :width]
-    zero = norms == 0
     positions[zero] = -1
     scores[zero] = 0.0
     return positions, scores
