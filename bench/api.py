@@ -122,9 +122,9 @@ async def run(artifacts: Path, n: int) -> None:
     app = create_app(Settings(artifacts_dir=artifacts, migrate_on_start=True, log_level="warning"))
     async with LifespanManager(app) as manager:
         services = app.state.services
-        movie = int(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["movie_id"])
+        most_rated = services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]
+        movie, title = int(most_rated["movie_id"]), readable(most_rated["title"]).lower()
         user = int(services.bundle.user_ids[0])
-        title = readable(services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]["title"]).lower()
         # Users never asked for before in this run (warm-up included), so their ranking is
         # computed, not read from the cache.
         others = services.bundle.user_ids[1:]
