@@ -40,8 +40,8 @@ class Services:
     # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
     # token. A reload makes new Services, so none outlives its bundle.
     rendered: LRUCache[Hashable, bytes]
-    # The answers of visitors too costly for the event loop (Recommender.visitor_if_cheap),
-    # computed in batches: one thread-pool hop for the visitors that arrive together.
+    # Visitors' answers, computed in the thread pool in batches: one hop for the visitors that
+    # arrive together, their compiled work (Ranker.visitor_best) beside the event loop.
     visitors: Batcher[[np.ndarray, np.ndarray, int, Filters], list[dict[str, Any]]]
 
     @classmethod

@@ -15,8 +15,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.metrics import top_k
-from training.models.als import ALSModel, confidence
+from training.models.als import ALSModel, confidence, fold_in_low_rank
 from training.models.topk import top_dot
+
+# The arrays a compiled ranking reads (Ranker._tables): the ALS side (item factors, the
+# NormIndex's tiles, norms, order and rank, the unit factors) and EASE's CSR arrays.
+ALSTables = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+EASERows = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -67,46 +72,45 @@ class Ranker:
         first (ALSModel.by_norm) and the scan stops where ‖x‖‖y‖ says no later movie can beat
         the n-th best; the movies the history's EASE rows reach are bounded with their EASE
         part added. One compiled call that holds no GIL: the event loop runs beside it."""
-        found = self.user_best_unseen_within(-1, vector, history, seen, n, mask)
-        assert found is not None  # no budget: the scan always finishes
-        return found
-
-    def user_best_unseen_within(
-        self,
-        budget: int,
-        vector: np.ndarray,
-        history: np.ndarray,
-        seen: np.ndarray,
-        n: int,
-        mask: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """`user_best_unseen` if its scan scores the catalog's first `budget` movies (in the
-        scan's order, a tile at a time) at most: bounded work, for the event loop. None when
-        it would go further; -1: no bound."""
-        ease = self.ease
-        indptr, indices, data = (
-            (ease.indptr, ease.indices, ease.data) if ease is not None and self.ease_weight else _NO_ROWS
-        )
-        index = self.als.by_norm
-        positions, scores, finished = _user_best_unseen(
-            self.als.item_factors,
-            index.tiles,
-            index.norms,
-            index.order,
-            index.rank,
+        return _user_best_unseen(
+            *self._tables(),
             np.asarray(vector, dtype=np.float32),
-            np.float32(self.als_weight),
-            np.float32(self.ease_weight),
-            indptr,
-            indices,
-            data,
             np.asarray(history, dtype=np.int64),
             np.asarray(seen, dtype=np.int64),
             _NO_MASK if mask is None else mask,
             n,
-            budget,
         )
-        return (positions, scores) if finished else None
+
+    def visitor_best(
+        self, positions: np.ndarray, ratings: np.ndarray, n: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A visitor's best `n` movies from the movies they rated (catalog positions, all seen):
+        `fold_in`, `user_best_unseen` and `because` in turn, as (positions, scores, because).
+        A history short enough for the low-rank fold-in (a visitor's few movies) goes through
+        one compiled call that holds no GIL from the fold-in to the "because": in the thread
+        pool, the event loop runs beside all of it."""
+        positions = np.asarray(positions, dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float32)
+        c = self.confidences(ratings).astype(np.float64)
+        if not self.als.low_rank(c):
+            vector = self.als.fold_in(positions, c)
+            best, scores = self.user_best_unseen(vector, positions, positions, n, mask)
+            return best, scores, self.because(best, positions, ratings)
+        penalty = self.als.penalty(len(positions))
+        mask = _NO_MASK if mask is None else mask
+        return _visitor_best(*self._tables(), self.als.eigen, positions, ratings, c, penalty, mask, n)
+
+    def _tables(self) -> tuple[ALSTables, EASERows, np.float32, np.float32]:
+        """What the compiled ranking reads: the ALS tables, the EASE rows (empty: none) and
+        the two weights."""
+        ease = self.ease
+        index = self.als.by_norm
+        return (
+            (self.als.item_factors, index.tiles, index.norms, index.order, index.rank, self.als.unit_factors),
+            (ease.indptr, ease.indices, ease.data) if ease is not None and self.ease_weight else _NO_ROWS,
+            np.float32(self.als_weight),
+            np.float32(self.ease_weight),
+        )
 
     def because(self, picks: np.ndarray, positions: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         """For each pick (catalog positions), the liked movie most similar to it by ALS cosine,
@@ -157,32 +161,25 @@ _NO_MASK = np.zeros(0, dtype=bool)
 
 @numba.njit(nogil=True, cache=True)
 def _user_best_unseen(
-    item_factors: np.ndarray,
-    tiles: np.ndarray,
-    norms: np.ndarray,
-    order: np.ndarray,
-    rank: np.ndarray,
-    vector: np.ndarray,
+    als: ALSTables,
+    ease_csr: EASERows,
     als_weight: np.float32,
     ease_weight: np.float32,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
+    vector: np.ndarray,
     history: np.ndarray,
     seen: np.ndarray,
     mask: np.ndarray,
     n: int,
-    budget: int,
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """`Ranker.user_best_unseen_within` over the NormIndex (tiles, norms, order, rank): a
-    movie scores als_weight x (x·y) plus ease_weight x the EASE rows of the history (CSR;
-    empty: none); seen and masked-out (mask empty: none) movies are skipped. Returns the
-    positions, their scores and whether the scan finished: with budget >= 0, it gives up
-    (nothing found) rather than start a tile at or past the budget-th movie."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """`Ranker.user_best_unseen` over `Ranker._tables`: a movie scores als_weight x (x·y)
+    plus ease_weight x the EASE rows of the history (CSR; empty: none); seen and masked-out
+    (mask empty: none) movies are skipped. Returns the positions and their scores."""
+    item_factors, tiles, norms, order, rank, _ = als
+    indptr, indices, data = ease_csr
     items = len(order)
     n = min(n, items)
     if n == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), True
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     kept_scores = np.empty(n, dtype=np.float32)
     kept = np.empty(n, dtype=np.int64)
     size = 0
@@ -214,8 +211,6 @@ def _user_best_unseen(
     for tile in range(len(tiles)):
         if prune and size == n and reach * norms[start] < kept_scores[0]:
             break
-        if 0 <= budget <= start:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), False
         dots = vector @ tiles[tile]  # indexed, not iterated: numba keeps the tile C-contiguous
         for i in range(min(len(dots), items - start)):
             position = order[start + i]
@@ -246,7 +241,31 @@ def _user_best_unseen(
         size = _push(kept_scores, kept, size, als_weight * dot + ease_part, position)
     by_position = np.argsort(kept[:size])
     best = by_position[np.argsort(-kept_scores[by_position], kind="mergesort")]
-    return kept[best], kept_scores[best], True
+    return kept[best], kept_scores[best]
+
+
+@numba.njit(nogil=True, cache=True)
+def _visitor_best(
+    als: ALSTables,
+    ease_csr: EASERows,
+    als_weight: np.float32,
+    ease_weight: np.float32,
+    eigen: tuple[np.ndarray, np.ndarray, np.ndarray],
+    positions: np.ndarray,
+    ratings: np.ndarray,
+    c: np.ndarray,
+    penalty: float,
+    mask: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`Ranker.visitor_best` for a low-rank history, compiled: the first four arguments are
+    `Ranker._tables`, eigen is `ALSModel.eigen`."""
+    eigenvectors, eigenvalues, eigen_factors = eigen
+    vector = fold_in_low_rank(eigenvectors, eigenvalues, eigen_factors, positions, c, penalty)
+    best, scores = _user_best_unseen(
+        als, ease_csr, als_weight, ease_weight, vector, positions, positions, mask, n
+    )
+    return best, scores, _because(als[5], best, positions, ratings)
 
 
 @numba.njit(nogil=True, cache=True)

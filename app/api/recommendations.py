@@ -42,13 +42,10 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     RatingOffScale.check(rated.items(), services.recommender.scale, stored=False)
     check_genre(services.catalog, body.genre, "body")
     ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
-    items = services.recommender.visitor_if_cheap(positions, ratings, body.k, filters)
-    if items is None:
-        # More work than the event loop should do: only the fold-in and the scoring leave it
-        # (a plain `def` route would send the whole route, body handling and rendering
-        # included, to the thread pool), in one batch with the other visitors that arrive
-        # meanwhile (Services.visitors).
-        items = await services.visitors(positions, ratings, body.k, filters)
+    # Only the fold-in and the ranking leave the event loop (a plain `def` route would send
+    # the whole route, body handling and rendering included, to the thread pool), in one
+    # batch with the other visitors that arrive meanwhile (Services.visitors).
+    items = await services.visitors(positions, ratings, body.k, filters)
     return render({"items": items}, services.rendered, key)
 
 

@@ -22,11 +22,6 @@ from training.interactions import IdIndex
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
 CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
-# A visitor's answer is computed on the event loop when it is about as cheap as the request's
-# own handling (~0.1-0.2 ms; a hop to the thread pool costs the loop more under load): up to
-# INLINE_MOVIES movies folded in, and a ranking found within INLINE_SCAN_BYTES of factors.
-INLINE_MOVIES = 20
-INLINE_SCAN_BYTES = 2 << 20
 
 
 _TOKENS = itertools.count()  # Ranking.token
@@ -109,12 +104,10 @@ class Recommender:
         self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
         self._generation = 0
-        self._inline_budget = INLINE_SCAN_BYTES // self.ranker.als.item_factors[0].nbytes
         scale = bundle.manifest["dataset"]["rating_scale"]
         self.scale = (float(scale[0]), float(scale[1]))
         # Compile the kernels (or load them from numba's cache) now, not on a request: the
-        # rating prediction's, and a visitor's (fold-in, ranking, "because"), which run on the
-        # event loop.
+        # rating prediction's, and a visitor's (fold-in, ranking and "because" in one call).
         bundle.rating_model.predict(np.zeros(1, np.int64), np.zeros(1, np.int64), self.history)
         self.for_visitor(np.zeros(1, np.int64), np.full(1, self.scale[1], np.float32), 1, Filters())
 
@@ -218,7 +211,6 @@ class Recommender:
         result = self.from_ranking(user_id, ranking, k, filters)
         if result is None:
             items = self._rank(ranking.vector, ranking.history, k, filters)
-            assert items is not None  # no budget: always answered
             result = {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
         return result
 
@@ -274,37 +266,15 @@ class Recommender:
     def for_visitor(
         self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
     ) -> list[dict[str, Any]]:
-        """A visitor's top-k from the movies they rated (positions), folded into ALS."""
-        answer = self._visitor(positions, ratings, k, filters, budget=-1)
-        assert answer is not None  # no budget: always answered
-        return answer
+        """A visitor's top-k from the movies they rated (positions), folded into ALS: every
+        movie they rated counts as seen, and each pick's "because" is one they liked."""
+        return self._items(*self.ranker.visitor_best(positions, ratings, k, self.catalog.eligible(filters)))
 
-    def visitor_if_cheap(
-        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
-    ) -> list[dict[str, Any]] | None:
-        """`for_visitor`'s answer when it is cheap enough to compute on the event loop (at most
-        INLINE_MOVIES movies, and a ranking found within INLINE_SCAN_BYTES of item factors);
-        None when it is not, and the caller sends the work to the thread pool."""
-        if len(positions) > INLINE_MOVIES:
-            return None
-        return self._visitor(positions, ratings, k, filters, self._inline_budget)
-
-    def _visitor(
-        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters, budget: int
-    ) -> list[dict[str, Any]] | None:
-        history = History.of_ratings(positions, ratings)
-        return self._rank(self.ranker.fold_in(positions, history.ratings), history, k, filters, budget)
-
-    def _rank(
-        self, vector: np.ndarray, history: History, k: int, filters: Filters, budget: int = -1
-    ) -> list[dict[str, Any]] | None:
-        """Top-k of the catalog scored for a user, filtered; None when the scan would read past
-        `budget` movies (Ranker.user_best_unseen_within; -1: no bound)."""
+    def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
+        """Top-k of the catalog scored for a user, filtered."""
         seen = history.positions[history.seen]
         mask = self.catalog.eligible(filters)
-        found = self.ranker.user_best_unseen_within(budget, vector, history.positions, seen, k, mask)
-        if found is None:
-            return None
+        found = self.ranker.user_best_unseen(vector, history.positions, seen, k, mask)
         return self._items(*found, self._because(found[0], history))
 
     def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:

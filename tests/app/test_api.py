@@ -26,9 +26,8 @@ from app.schemas import (
     UserRecommendations,
     VisitorRecommendations,
 )
-from app.services import recommender as recommender_module
 from app.services.catalog import Catalog, Filters
-from app.services.recommender import INLINE_MOVIES, Recommender
+from app.services.recommender import Recommender
 from app.settings import Settings
 from tests.conftest import synthetic_ratings
 from training.bundle import read_bundle
@@ -223,18 +222,11 @@ class TestVisitor:
         assert not {2, 4, 6, 8} & set(ids)
         assert sum(i % 2 == 0 for i in ids) >= 5
 
-    @pytest.mark.parametrize("inline_movies", [INLINE_MOVIES, 0])
     async def test_visitors_asking_at_once_each_get_their_own_answer(
-        self,
-        client: httpx.AsyncClient,
-        recommender: Recommender,
-        inline_movies: int,
-        monkeypatch: pytest.MonkeyPatch,
+        self, client: httpx.AsyncClient, recommender: Recommender
     ) -> None:
-        # Visitors whose work is cheap are answered on the event loop, the others (here: all,
-        # with INLINE_MOVIES 0) in batches in the thread pool (Services.visitors): either way
-        # each must get the answer computed for their own picks alone.
-        monkeypatch.setattr(recommender_module, "INLINE_MOVIES", inline_movies)
+        # Visitors are answered in batches in the thread pool (Services.visitors): each must
+        # get the answer computed for their own picks alone.
         movies = [card["movie_id"] for card in recommender.catalog.cards]
         bodies: list[dict[str, Any]] = [
             {
@@ -242,7 +234,7 @@ class TestVisitor:
                     {"movie_id": movies[(7 * i + step) % len(movies)], "rating": rating}
                     for step, rating in ((0, 4.5), (3, 1.5), (11, 3.5))
                 ],
-                "k": 3 + i % 5 + inline_movies,  # not kept from the other parametrisation
+                "k": 3 + i % 5,
             }
             for i in range(24)
         ]
@@ -628,23 +620,3 @@ def test_because_is_the_liked_movie_most_like_the_pick(recommender: Recommender)
             pick = recommender.catalog.index.position(item["movie_id"])
             expected = liked[np.argmax(unit[liked] @ unit[pick])]
             assert item["because"]["movie_id"] == bundle.movies["movie_id"].iloc[expected]
-
-
-def test_a_cheap_visitor_is_answered_as_for_visitor_and_a_costly_one_is_not(
-    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`visitor_if_cheap` (the event loop's share of the visitors) gives `for_visitor`'s answer,
-    or None past INLINE_MOVIES movies or where the ranking lies beyond its scan budget."""
-    rng = np.random.default_rng(3)
-    movies = len(recommender.catalog.cards)
-    for filters in (Filters(), Filters(genre="Action"), Filters(year_from=1990)):
-        for n in (1, 3, INLINE_MOVIES):
-            positions = np.sort(rng.choice(movies, n, replace=False)).astype(np.int64)
-            ratings = rng.integers(1, 11, n).astype(np.float32) / 2
-            cheap = recommender.visitor_if_cheap(positions, ratings, 5, filters)
-            assert cheap == recommender.for_visitor(positions, ratings, 5, filters)
-    many = np.arange(INLINE_MOVIES + 1, dtype=np.int64)
-    assert recommender.visitor_if_cheap(many, np.full(len(many), 4.0, np.float32), 5, Filters()) is None
-    assert recommender.for_visitor(many, np.full(len(many), 4.0, np.float32), 5, Filters())
-    monkeypatch.setattr(recommender, "_inline_budget", 0)  # no scan fits
-    assert recommender.visitor_if_cheap(positions, ratings, 5, Filters()) is None

@@ -263,8 +263,7 @@ def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
     movie can enter; EASE-reached movies beyond that point are bounded with their EASE part.
     Against scoring every movie and sorting: several tiles, long-tailed norms, zero vectors
     (never-rated movies: exact ties, which go to the lower position), EASE weights of both
-    signs, masks from strict to none, seen movies; and the same scan within a budget of
-    movies (`user_best_unseen_within`)."""
+    signs, masks from strict to none, seen movies."""
     rng = np.random.default_rng(seed)
     items, f = 3 * TILE + 77, 16
     factors = rng.normal(size=(items, f)) * rng.pareto(2.0, size=(items, 1))
@@ -274,7 +273,6 @@ def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
         np.where(reached, rng.normal(scale=0.5, size=(items, items)), 0.0).astype(np.float32)
     )
     als = ALSModel(ALSConfig(factors=f), rng.normal(size=(2, f)), factors)
-    outcomes = {True: 0, False: 0}  # budgeted scans given up, finished
     for als_weight, ease_weight in ((1.0, 0.0), (0.6, 0.4), (0.0, 1.0)):
         ranker = Ranker(als, ease, als_weight, ease_weight, 5.0)
         for _ in range(15):
@@ -289,18 +287,31 @@ def test_one_users_best_unseen_is_the_brute_force_top_n(seed: int) -> None:
             positions, found = ranker.user_best_unseen(vector, history, history, n, mask)
             assert positions.tolist() == expected.tolist()
             np.testing.assert_allclose(found, scores[expected], rtol=1e-4, atol=1e-5)
-            # Within a budget: the same answer, or None where the scan would read further.
-            for budget in (1, TILE, 2 * TILE):
-                within = ranker.user_best_unseen_within(budget, vector, history, history, n, mask)
-                outcomes[within is None] += 1
-                if within is not None:
-                    assert within[0].tolist() == expected.tolist()
-            assert ranker.user_best_unseen_within(0, vector, history, history, n, mask) is None
-            unbounded = ranker.user_best_unseen_within(items, vector, history, history, n, mask)
-            assert unbounded is not None
-            assert unbounded[0].tolist() == expected.tolist()
-    assert outcomes[True]
-    assert outcomes[False]
+
+
+@pytest.mark.parametrize("length", [1, 3, 15, 16, 40])
+def test_a_visitors_best_is_fold_in_then_ranking_then_because(length: int) -> None:
+    """`visitor_best` (one compiled call for a history shorter than the number of factors,
+    here 16; the separate steps for a longer one) answers as `fold_in`, `user_best_unseen` and
+    `because` called one after the other, with and without EASE and a mask."""
+    rng = np.random.default_rng(length)
+    items, f = TILE + 90, 16
+    factors = rng.normal(size=(items, f)) * rng.pareto(2.0, size=(items, 1))
+    ease = sp.csr_matrix(
+        np.where(rng.random((items, items)) < 0.03, rng.normal(size=(items, items)), 0.0).astype(np.float32)
+    )
+    als = ALSModel(ALSConfig(factors=f, regularization=2.0, alpha=3.0), rng.normal(size=(2, f)), factors)
+    for ranker in (Ranker(als, ease, 0.6, 0.4, 5.0), Ranker(als, None, 1.0, 0.0, 5.0)):
+        for mask in (None, rng.random(items) < 0.3):
+            positions = rng.choice(items, length, replace=False).astype(np.int64)
+            ratings = rng.integers(1, 11, length).astype(np.float32) / 2
+            best, scores, because = ranker.visitor_best(positions, ratings, 10, mask)
+            vector = ranker.fold_in(positions, ratings)
+            expected, expected_scores = ranker.user_best_unseen(vector, positions, positions, 10, mask)
+            assert best.tolist() == expected.tolist()
+            np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
+            assert because.tolist() == ranker.because(best, positions, ratings).tolist()
+            assert set(because.tolist()) <= set(positions.tolist())
 
 
 def test_because_is_the_most_similar_liked_movie() -> None:

@@ -134,16 +134,28 @@ class ALSModel:
         if n == 0:
             return np.zeros(f, dtype=np.float32)
         c = np.asarray(conf, dtype=np.float64)
-        penalty = self.config.regularization * (n if self.config.weighted_regularization else 1)
-        if n < f and c.min() >= 1.0:  # (C - I)^½ below is real
-            items = np.asarray(items, dtype=np.int64)
-            q, eigenvalues = self._eigenvectors, self._eigenvalues
-            return _fold_in_low_rank(q, eigenvalues, self._eigen_factors, items, c, penalty)
+        penalty = self.penalty(n)
+        if self.low_rank(c):
+            return fold_in_low_rank(*self.eigen, np.asarray(items, dtype=np.int64), c, penalty)
         y = self.item_factors[items].astype(np.float64)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
         b = y.T @ c
         # a is symmetric positive definite (λ > 0, c ≥ 1): Cholesky.
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b).astype(np.float32)
+
+    def penalty(self, n: int) -> float:
+        """The λ of a fold-in of n movies (times n where the factors were fit that way)."""
+        return self.config.regularization * (n if self.config.weighted_regularization else 1)
+
+    def low_rank(self, c: np.ndarray) -> bool:
+        """Whether `fold_in` solves a history with these confidences as a low-rank update:
+        shorter than the number of factors, and c ≥ 1 so that (C - I)^½ is real."""
+        return 0 < len(c) < self.item_factors.shape[1] and c.min() >= 1.0
+
+    @property
+    def eigen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Q, Λ and YQ: the first arguments of `fold_in_low_rank`."""
+        return self._eigenvectors, self._eigenvalues, self._eigen_factors
 
     def save(self, directory: Path) -> None:
         np.save(directory / "als_user_factors.npy", self.user_factors, allow_pickle=False)
@@ -161,7 +173,7 @@ class ALSModel:
 
 
 @numba.njit(nogil=True, cache=True)
-def _fold_in_low_rank(
+def fold_in_low_rank(
     eigenvectors: np.ndarray,
     eigenvalues: np.ndarray,
     eigen_factors: np.ndarray,
