@@ -189,19 +189,29 @@ def evaluate(
     table = Table(title=f"{dataset.name}: {report['description']}")
     table.add_column("model")
     if protocol == "holdout":
-        for column in ("nDCG@10", "P@10", "R@10", "MAP@10", "coverage"):
+        for column in ("nDCG@10", "95% CI", "P@10", "R@10", "MAP@10", "coverage"):
             table.add_column(column, justify="right")
         for name, model in report["models"].items():
             m = model["at_10"]
+            low, high = model["ndcg_ci95"]
             table.add_row(
-                name, *(f"{m[key]:.4f}" for key in ("ndcg", "precision", "recall", "map", "coverage"))
+                name,
+                f"{m['ndcg']:.4f}",
+                f"{low:.4f}-{high:.4f}",
+                *(f"{m[key]:.4f}" for key in ("precision", "recall", "map", "coverage")),
             )
     else:
         table.add_column("RMSE", justify="right")
+        table.add_column("95% CI", justify="right")
         table.add_column("MAE", justify="right")
         for name, model in report["models"].items():
-            mae_value = model.get("mae")
-            table.add_row(name, f"{model['rmse']:.4f}", "" if mae_value is None else f"{mae_value:.4f}")
+            mae_value, ci = model.get("mae"), model.get("rmse_ci95")
+            table.add_row(
+                name,
+                f"{model['rmse']:.4f}",
+                "" if ci is None else f"{ci[0]:.4f}-{ci[1]:.4f}",
+                "" if mae_value is None else f"{mae_value:.4f}",
+            )
     Console().print(table)
     console.print(f"report {json_path}; plots {', '.join(str(p) for p in plots)} ({report['seconds']}s)")
 

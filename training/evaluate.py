@@ -25,7 +25,16 @@ from training.bundle import Bundle
 from training.config import BuildConfig
 from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
-from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_lists
+from training.metrics import (
+    holdout_split,
+    interval,
+    kfold_splits,
+    mae,
+    ranking_metrics,
+    rmse,
+    top_lists,
+    user_ndcg,
+)
 from training.models.knn import ItemKNN
 from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingModel
@@ -61,15 +70,18 @@ def evaluate_holdout(dataset: Dataset, config: BuildConfig, say: Say, seed: int 
         top = top_lists(scorer, train_m, max(CUTOFFS))
         at_10 = ranking_metrics(top[:, :10], test_m, len(movies)).as_dict()
         curve = [ranking_metrics(top[:, :k], test_m, len(movies)).ndcg for k in CUTOFFS]
-        models[name] = {"at_10": at_10, "ndcg_curve": curve}
-        say(f"  {name:<10} nDCG@10 {at_10['ndcg']:.4f}  P@10 {at_10['precision']:.4f}  "
-            f"MAP@10 {at_10['map']:.4f}  coverage {at_10['coverage']:.3f}")  # fmt: skip
+        ci = interval(user_ndcg(top[:, :10], test_m), seed=seed)
+        models[name] = {"at_10": at_10, "ndcg_ci95": ci, "ndcg_curve": curve}
+        say(f"  {name:<10} nDCG@10 {at_10['ndcg']:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f})  "
+            f"P@10 {at_10['precision']:.4f}  MAP@10 {at_10['map']:.4f}  "
+            f"coverage {at_10['coverage']:.3f}")  # fmt: skip
     if "served" not in models:
         models["served"] = models["als"]
     return {
         "protocol": "holdout",
         "description": f"per user 20% of ratings held out (seed {seed}); held-out movies relevant; "
-        "seen movies never recommended; tuned on a validation split of the training part",
+        "seen movies never recommended; tuned on a validation split of the training part; "
+        "95% CI: bootstrap over the test users",
         "cutoffs": CUTOFFS,
         "models": models,
         "chosen": fit.validation.get("chosen"),
@@ -129,7 +141,10 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
     movies = IdIndex.of(dataset.movies["movie_id"])
     scale = dataset.rating_scale
 
-    def score(train_mask: np.ndarray, test_mask: np.ndarray, rating: PredictorConfig) -> dict[str, float]:
+    def errors(
+        train_mask: np.ndarray, test_mask: np.ndarray, rating: PredictorConfig
+    ) -> dict[str, np.ndarray]:
+        """Each model's squared error on every rating of the test part."""
         train_m = user_item_matrix(ratings[train_mask], users, movies)
         test = ratings[test_mask]
         u = users.positions(test["user_id"].to_numpy())
@@ -137,7 +152,7 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
         i = movies.positions(test["movie_id"].to_numpy())
         offset = drift_offset(ratings[train_mask], rating.recent_days)
         predicted = _rating_predictions(train_m, u, i, rating, scale, offset)
-        return {name: rmse(p, test["rating"].to_numpy()) for name, p in predicted.items()}
+        return {name: (p - test["rating"].to_numpy()) ** 2 for name, p in predicted.items()}
 
     # Tune the regularisation of the biases and factors, and whether to follow the drift of
     # the mean, on year T-1; then refit through T-1.
@@ -146,19 +161,22 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
     for bias_reg, reg, recent in grid:
         mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
         candidate = config.rating.model_copy(update={"mf": mf, "recent_days": recent})
-        value = score(fit_part, tune_part, candidate)["served"]
+        value = float(np.sqrt(errors(fit_part, tune_part, candidate)["served"].mean()))
         if best is None or value < best[0]:
             best = (value, candidate)
     assert best is not None
     chosen = {**best[1].mf.model_dump(), "recent_days": best[1].recent_days}
     say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {chosen}")
-    final = score(fit_part | tune_part, test_part, best[1])
-    for name, value in final.items():
-        say(f"  {name:<10} RMSE {value:.4f} on {last}")
+    models = {}
+    for name, squared in errors(fit_part | tune_part, test_part, best[1]).items():
+        value, ci = float(np.sqrt(squared.mean())), interval(squared, _root_mean)
+        models[name] = {"rmse": value, "rmse_ci95": ci}
+        say(f"  {name:<10} RMSE {value:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f}) on {last}")
     return {
         "protocol": "time",
-        "description": f"fit <= {last - 2}, tune on {last - 1}, refit <= {last - 1}, test {last}",
-        "models": {name: {"rmse": value} for name, value in final.items()},
+        "description": f"fit <= {last - 2}, tune on {last - 1}, refit <= {last - 1}, test {last}; "
+        "95% CI: bootstrap over the test ratings",
+        "models": models,
         "tuned": {"validation_rmse": best[0], "chosen": chosen},
         "test_ratings": int(test_part.sum()),
     }
@@ -183,6 +201,10 @@ def _rating_predictions(
         "item_knn": np.clip(knn.predict(users, items, train), *scale),
         "served": served.predict(users, items, train),
     }
+
+
+def _root_mean(squared: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sqrt(np.mean(squared, axis=axis))
 
 
 def _long_tail(ratings: pd.DataFrame) -> dict[str, Any]:

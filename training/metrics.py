@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy import stats
 
 
 def holdout_split(
@@ -60,28 +61,65 @@ def ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> R
     """Metrics@k for recommendation lists `top` (users x k item positions, -1 = empty slot)
     against a users x items relevance matrix. Users without relevant items are skipped."""
     k = top.shape[1]
-    n_relevant = np.diff(relevant.indptr)
-    evaluated = n_relevant > 0
-    hits = np.zeros(top.shape, dtype=bool)
-    for row in np.flatnonzero(evaluated):
-        rel = relevant.indices[relevant.indptr[row] : relevant.indptr[row + 1]]
-        hits[row] = np.isin(top[row], rel) & (top[row] >= 0)
-    hits = hits[evaluated]
-    n_rel = n_relevant[evaluated]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hits * discounts).sum(axis=1)
-    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    hits, n_rel, evaluated = _hits(top, relevant)
     precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     ap = (precision_at * hits).sum(axis=1) / np.minimum(n_rel, k)
     shown = top[evaluated]
     return RankingMetrics(
         precision=float(hits.sum(axis=1).mean() / k),
         recall=float((hits.sum(axis=1) / n_rel).mean()),
-        ndcg=float((dcg / ideal).mean()),
+        ndcg=float(_ndcg(hits, n_rel).mean()),
         map=float(ap.mean()),
         coverage=float(len(np.unique(shown[shown >= 0])) / n_items),
         users=int(evaluated.sum()),
     )
+
+
+def user_ndcg(top: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """nDCG@k of each user with relevant items (`ranking_metrics`' mean is over these)."""
+    hits, n_rel, _ = _hits(top, relevant)
+    return _ndcg(hits, n_rel)
+
+
+def _hits(top: np.ndarray, relevant: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which slots of `top` are relevant, and how many relevant items there are, for the users
+    with any (the third array marks them)."""
+    n_relevant = np.diff(relevant.indptr)
+    evaluated = n_relevant > 0
+    hits = np.zeros(top.shape, dtype=bool)
+    for row in np.flatnonzero(evaluated):
+        rel = relevant.indices[relevant.indptr[row] : relevant.indptr[row + 1]]
+        hits[row] = np.isin(top[row], rel) & (top[row] >= 0)
+    return hits[evaluated], n_relevant[evaluated], evaluated
+
+
+def _ndcg(hits: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
+    k = hits.shape[1]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    return (hits * discounts).sum(axis=1) / ideal
+
+
+def interval(
+    values: np.ndarray, statistic: Callable[..., np.ndarray] = np.mean, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap confidence interval (BCa, 2,000 resamples, scipy) of `statistic` over
+    `values` (one per user or per rating): how far another sample of users or ratings like
+    these could move the figure."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0 or np.all(values == values[0]):  # nothing to resample: the value itself
+        value = float(statistic(values)) if len(values) else float("nan")
+        return value, value
+    result = stats.bootstrap(
+        (values,),
+        statistic,
+        n_resamples=2000,
+        confidence_level=0.95,
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+        axis=-1,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:

@@ -36,6 +36,9 @@ def test_holdout_beats_popularity_and_plots(dataset, tmp_path: Path) -> None:  #
     models = report["models"]
     assert set(models) >= {"popularity", "als", "served"}
     assert models["served"]["at_10"]["ndcg"] > models["popularity"]["at_10"]["ndcg"]
+    for model in models.values():
+        low, high = model["ndcg_ci95"]
+        assert low <= model["at_10"]["ndcg"] <= high
     assert len(models["als"]["ndcg_curve"]) == len(report["cutoffs"])
     json.dumps(report)
     plots = write_plots(report, tmp_path / "holdout")
@@ -84,8 +87,11 @@ def test_time_protocol(dataset, tmp_path: Path) -> None:  # type: ignore[no-unty
     ) // pd.Timedelta("1s")
     dataset = replace(dataset, ratings=dataset.ratings.assign(timestamp=stamps.to_numpy()))
     report = run(dataset, "time", _config(), lambda _: None)
-    assert report["description"] == "fit <= 2003, tune on 2004, refit <= 2004, test 2005"
+    assert report["description"].startswith("fit <= 2003, tune on 2004, refit <= 2004, test 2005;")
     assert report["models"]["served"]["rmse"] < report["models"]["global_mean"]["rmse"] + 0.5
+    for model in report["models"].values():
+        low, high = model["rmse_ci95"]
+        assert low <= model["rmse"] <= high
     assert write_plots(report, tmp_path / "time")[0].name == "time_rmse.png"
 
 

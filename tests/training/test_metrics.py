@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from training.metrics import holdout_split, kfold_splits, mae, ranking_metrics, rmse, top_k
+from training.metrics import (
+    holdout_split,
+    interval,
+    kfold_splits,
+    mae,
+    ranking_metrics,
+    rmse,
+    top_k,
+    user_ndcg,
+)
 
 
 def test_ranking_metrics_by_hand() -> None:
@@ -26,6 +35,23 @@ def test_ranking_metrics_by_hand() -> None:
     assert m.ndcg == pytest.approx((dcg / idcg + 0) / 2)
     assert m.map == pytest.approx(((1 + 2 / 3) / 2 + 0) / 2)
     assert m.coverage == pytest.approx(5 / 6)  # items 0,1,2,3,5 shown to evaluated users
+    np.testing.assert_allclose(user_ndcg(top, relevant), [dcg / idcg, 0.0])
+
+
+def test_the_bootstrap_interval_holds_the_statistic_and_narrows_with_more_data() -> None:
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(1.0, 1.0, 100), rng.normal(1.0, 1.0, 10_000)
+    low, high = interval(small)
+    assert low < small.mean() < high
+    assert high - low == pytest.approx(2 * 1.96 / 10, rel=0.25)  # about 2 x 1.96 sd / sqrt(n)
+    low_l, high_l = interval(large)
+    assert low_l < large.mean() < high_l
+    assert (high_l - low_l) < (high - low) / 5
+    assert interval(small, seed=0) == interval(small, seed=0)
+    squares = rng.random(500)
+    low_r, high_r = interval(squares, lambda x, axis=-1: np.sqrt(np.mean(x, axis=axis)))
+    assert low_r < math.sqrt(squares.mean()) < high_r
+    assert interval(np.full(5, 0.25)) == (0.25, 0.25)  # nothing to resample
 
 
 def test_rmse_and_mae() -> None:
