@@ -14,6 +14,7 @@ import numpy as np
 from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.deps import GC_THRESHOLDS
 from app.logs import JsonFormatter, request_id
 from app.main import create_app
 from app.settings import Settings
@@ -65,6 +66,7 @@ async def test_reload_swaps_and_refuses_a_broken_bundle(artifacts: Path, tmp_pat
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
     ):
         first = (await http.get("/health")).json()["model"]["version"]
+        gc.set_threshold(700, 10, 10)
         config = BuildConfig(als=ALSConfig(factors=8, iterations=3), tune=TuneConfig(enabled="off"))
         build(load_dataset(write_movielens_csv(tmp_path / "ml-next")), root, config)
         replaced = weakref.ref(app.state.services)
@@ -75,6 +77,7 @@ async def test_reload_swaps_and_refuses_a_broken_bundle(artifacts: Path, tmp_pat
         finally:
             gc.enable()
         assert reloaded.status_code == 200
+        assert gc.get_threshold() == GC_THRESHOLDS  # set again with the new services' heap
         second = reloaded.json()["version"]
         assert reloaded.json()["previous"] == first
         assert second != first
