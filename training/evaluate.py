@@ -161,7 +161,7 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
     for bias_reg, reg, recent in grid:
         mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
         candidate = config.rating.model_copy(update={"mf": mf, "recent_days": recent})
-        value = float(np.sqrt(errors(fit_part, tune_part, candidate)["served"].mean()))
+        value = float(_root_mean(errors(fit_part, tune_part, candidate)["served"]))
         if best is None or value < best[0]:
             best = (value, candidate)
     assert best is not None
@@ -169,7 +169,7 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
     say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {chosen}")
     models = {}
     for name, squared in errors(fit_part | tune_part, test_part, best[1]).items():
-        value, ci = float(np.sqrt(squared.mean())), interval(squared, _root_mean)
+        value, ci = float(_root_mean(squared)), interval(squared, _root_mean)
         models[name] = {"rmse": value, "rmse_ci95": ci}
         say(f"  {name:<10} RMSE {value:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f}) on {last}")
     return {
@@ -204,6 +204,7 @@ def _rating_predictions(
 
 
 def _root_mean(squared: np.ndarray, axis: int = -1) -> np.ndarray:
+    """RMSE from squared errors, along `axis` (as scipy's bootstrap calls it on resamples)."""
     return np.sqrt(np.mean(squared, axis=axis))
 
 
