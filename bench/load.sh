@@ -118,6 +118,10 @@ run "GET /health again (the host's drift)" "/health"
 
 # The same load on a user's recommendations while the bundle is reloaded every 2 s: zero
 # failed requests expected (the new bundle is verified beside the old one, then swapped).
+RELOAD_ROW="GET /users/{id}/recommendations + reloads"
+if [[ -n "${ONLY:-}" && ! "$RELOAD_ROW" =~ $ONLY ]]; then
+  exit 0
+fi
 RELOADS=$(mktemp)
 (
     sleep 1
@@ -130,7 +134,8 @@ RELOADS=$(mktemp)
     done
 ) &
 RELOADER=$!
-run "GET /users/{id}/recommendations + reloads" / /tmp/cinerec-users-recs.lua
+run "$RELOAD_ROW" / /tmp/cinerec-users-recs.lua
 kill $RELOADER 2>/dev/null || true
+wait $RELOADER 2>/dev/null || true
 echo "bundle reloads completed during that run: $(wc -l <"$RELOADS")"
 rm -f "$RELOADS"
