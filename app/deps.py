@@ -7,18 +7,19 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numpy as np
 from cachetools import LRUCache
 from fastapi import Depends, Request
 
 from app.db.repository import FeedbackRepository
 from app.errors import ModelNotReady
 from app.metrics import Metrics
-from app.services.catalog import Catalog
+from app.services.catalog import Catalog, Filters
 from app.services.concurrency import Batcher
 from app.services.feedback import FeedbackService, FeedbackUsers
 from app.services.home import HomeConfig
 from app.services.rankings import Rankings
-from app.services.recommender import Recommender, VisitorQuery
+from app.services.recommender import Recommender
 from training.bundle import Bundle
 
 
@@ -39,9 +40,9 @@ class Services:
     # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
     # token. A reload makes new Services, so none outlives its bundle.
     rendered: LRUCache[Hashable, bytes]
-    # Visitors' answers, computed in the thread pool in batches: one hop and one compiled call
-    # (Ranker.visitors_best) for the visitors that arrive together, beside the event loop.
-    visitors: Batcher[VisitorQuery, list[dict[str, Any]]]
+    # Visitors' answers, computed in the thread pool in batches: one hop for the visitors that
+    # arrive together, their compiled work (Ranker.visitor_best) beside the event loop.
+    visitors: Batcher[[np.ndarray, np.ndarray, int, Filters], list[dict[str, Any]]]
 
     @classmethod
     def create(
@@ -76,7 +77,7 @@ class Services:
             feedback,
             rankings,
             rendered_cache(rendered_bytes),
-            Batcher(recommender.for_visitors),
+            Batcher(recommender.for_visitor),
         )
 
 

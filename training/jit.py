@@ -32,7 +32,7 @@ def warm_up() -> None:
         Ranker(als, None, 1.0, 0.0, 5.0).user_best_unseen(als.user_factors[0], history, history, 2, mask)
     ranker.because(np.array([1]), history, np.array([4.0, 2.0]))  # a pick's liked movie
     for mask in (None, np.ones(3, dtype=bool)):  # a visitor's, in one call
-        ranker.visitor_best(np.array([1]), np.array([4.0]), 2, mask)  # visitors: one compiled call
+        ranker.visitor_best(np.array([1]), np.array([4.0]), 2, mask)
 
 
 if __name__ == "__main__":

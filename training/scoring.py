@@ -7,9 +7,8 @@ binary history row and B the pruned EASE weights (absent for catalogs too large 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numba
 import numpy as np
@@ -23,16 +22,6 @@ from training.models.topk import top_dot
 # NormIndex's tiles, norms, order and rank, the unit factors) and EASE's CSR arrays.
 ALSTables = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 EASERows = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class Visitor(NamedTuple):
-    """A visitor of `Ranker.visitors_best`: the catalog positions they rated, their ratings,
-    how many movies they want and the mask of those they may get (None: any)."""
-
-    positions: np.ndarray
-    ratings: np.ndarray
-    n: int
-    mask: np.ndarray | None = None
 
 
 @dataclass
@@ -97,51 +86,19 @@ class Ranker:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A visitor's best `n` movies from the movies they rated (catalog positions, all seen):
         `fold_in`, `user_best_unseen` and `because` in turn, as (positions, scores, because).
-        One visitor of `visitors_best`."""
-        return self.visitors_best([Visitor(positions, ratings, n, mask)])[0]
-
-    def visitors_best(self, visitors: Sequence[Visitor]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """`visitor_best` for each visitor, in order. The histories short enough for the
-        low-rank fold-in (a visitor's few movies) go through one compiled call that holds no
-        GIL from the first fold-in to the last "because": in the thread pool the event loop
-        runs beside all of it, and gets the GIL back once per batch, not once per visitor."""
-        lengths = np.array([len(v.positions) for v in visitors], dtype=np.int64)
-        starts = np.concatenate(([0], np.cumsum(lengths)))
-        positions = np.concatenate([np.asarray(v.positions, np.int64) for v in visitors])
-        ratings = np.concatenate([np.asarray(v.ratings, np.float32) for v in visitors])
+        A history short enough for the low-rank fold-in (a visitor's few movies) goes through
+        one compiled call that holds no GIL from the fold-in to the "because": in the thread
+        pool, the event loop runs beside all of it."""
+        positions = np.asarray(positions, dtype=np.int64)
+        ratings = np.asarray(ratings, dtype=np.float32)
         c = self.confidences(ratings).astype(np.float64)
-        owner = np.repeat(np.arange(len(visitors)), lengths)
-        smallest = np.full(len(visitors), np.inf)
-        np.minimum.at(smallest, owner, c)
-        low = np.asarray(self.als.low_rank(lengths, smallest))
-        answers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for i in np.flatnonzero(~low).tolist():  # a long history: the separate steps
-            v, history = visitors[i], positions[starts[i] : starts[i + 1]]
-            vector = self.als.fold_in(history, c[starts[i] : starts[i + 1]])
-            best, scores = self.user_best_unseen(vector, history, history, v.n, v.mask)
-            answers[i] = (best, scores, self.because(best, history, ratings[starts[i] : starts[i + 1]]))
-        batch = np.flatnonzero(low).tolist()
-        if batch:
-            ns = np.array([visitors[i].n for i in batch], dtype=np.int64)
-            out = np.concatenate(([0], np.cumsum(ns)))
-            masks, mask_of = _distinct_masks([visitors[i].mask for i in batch])
-            picked = low[owner]
-            best, scores, because, sizes = _visitors_best(
-                *self._tables(),
-                self.als.eigen,
-                np.concatenate(([0], np.cumsum(lengths[low]))),
-                positions[picked],
-                ratings[picked],
-                c[picked],
-                np.broadcast_to(self.als.penalty(lengths[low]), len(batch)).astype(np.float64),
-                masks,
-                mask_of,
-                ns,
-                out,
-            )
-            for i, at, size in zip(batch, out[:-1].tolist(), sizes.tolist(), strict=True):
-                answers[i] = (best[at : at + size], scores[at : at + size], because[at : at + size])
-        return [answers[i] for i in range(len(visitors))]
+        if not self.als.low_rank(c):
+            vector = self.als.fold_in(positions, c)
+            best, scores = self.user_best_unseen(vector, positions, positions, n, mask)
+            return best, scores, self.because(best, positions, ratings)
+        penalty = self.als.penalty(len(positions))
+        mask = _NO_MASK if mask is None else mask
+        return _visitor_best(*self._tables(), self.als.eigen, positions, ratings, c, penalty, mask, n)
 
     def _tables(self) -> tuple[ALSTables, EASERows, np.float32, np.float32]:
         """What the compiled ranking reads: the ALS tables, the EASE rows (empty: none) and
@@ -287,63 +244,28 @@ def _user_best_unseen(
     return kept[best], kept_scores[best]
 
 
-def _distinct_masks(masks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
-    """The visitors' masks as the rows of one array, each distinct mask once (the catalog
-    keeps one per filter), and each visitor's row there (-1: no mask)."""
-    rows: dict[int, int] = {}
-    arrays: list[np.ndarray] = []
-    mask_of = np.full(len(masks), -1, dtype=np.int64)
-    for i, mask in enumerate(masks):
-        if mask is not None:
-            mask_of[i] = rows.setdefault(id(mask), len(arrays))
-            if mask_of[i] == len(arrays):
-                arrays.append(mask)
-    return (np.stack(arrays) if arrays else np.zeros((0, 0), dtype=bool)), mask_of
-
-
 @numba.njit(nogil=True, cache=True)
-def _visitors_best(
+def _visitor_best(
     als: ALSTables,
     ease_csr: EASERows,
     als_weight: np.float32,
     ease_weight: np.float32,
     eigen: tuple[np.ndarray, np.ndarray, np.ndarray],
-    starts: np.ndarray,
     positions: np.ndarray,
     ratings: np.ndarray,
     c: np.ndarray,
-    penalties: np.ndarray,
-    masks: np.ndarray,
-    mask_of: np.ndarray,
-    ns: np.ndarray,
-    out: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`Ranker.visitors_best` for low-rank histories, compiled: the first four arguments are
-    `Ranker._tables`, eigen is `ALSModel.eigen`. Visitor v rated positions[starts[v]:
-    starts[v + 1]] (ratings and confidences c alike), wants ns[v] movies through the mask
-    masks[mask_of[v]] (-1: none) and gets out[v]:out[v] + sizes[v] of the returned positions,
-    scores and "because"."""
+    penalty: float,
+    mask: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`Ranker.visitor_best` for a low-rank history, compiled: the first four arguments are
+    `Ranker._tables`, eigen is `ALSModel.eigen`."""
     eigenvectors, eigenvalues, eigen_factors = eigen
-    best = np.empty(out[-1], dtype=np.int64)
-    scores = np.empty(out[-1], dtype=np.float32)
-    because = np.empty(out[-1], dtype=np.int64)
-    sizes = np.empty(len(ns), dtype=np.int64)
-    no_mask = np.zeros(0, dtype=np.bool_)
-    for v in range(len(ns)):
-        history = positions[starts[v] : starts[v + 1]]
-        vector = fold_in_low_rank(
-            eigenvectors, eigenvalues, eigen_factors, history, c[starts[v] : starts[v + 1]], penalties[v]
-        )
-        mask = masks[mask_of[v]] if mask_of[v] >= 0 else no_mask
-        picks, picked = _user_best_unseen(
-            als, ease_csr, als_weight, ease_weight, vector, history, history, mask, ns[v]
-        )
-        at, size = out[v], len(picks)
-        best[at : at + size] = picks
-        scores[at : at + size] = picked
-        because[at : at + size] = _because(als[5], picks, history, ratings[starts[v] : starts[v + 1]])
-        sizes[v] = size
-    return best, scores, because, sizes
+    vector = fold_in_low_rank(eigenvectors, eigenvalues, eigen_factors, positions, c, penalty)
+    best, scores = _user_best_unseen(
+        als, ease_csr, als_weight, ease_weight, vector, positions, positions, mask, n
+    )
+    return best, scores, _because(als[5], best, positions, ratings)
 
 
 @numba.njit(nogil=True, cache=True)

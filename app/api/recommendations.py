@@ -15,7 +15,6 @@ from app.deps import ServicesDep
 from app.errors import RatingOffScale
 from app.schemas import PredictionRequest, PredictionResponse, VisitorRecommendations, VisitorRequest
 from app.services.catalog import Filters
-from app.services.recommender import VisitorQuery
 
 router = APIRouter(route_class=JSONRoute, tags=["recommendations"])
 
@@ -46,7 +45,7 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     # Only the fold-in and the ranking leave the event loop (a plain `def` route would send
     # the whole route, body handling and rendering included, to the thread pool), in one
     # batch with the other visitors that arrive meanwhile (Services.visitors).
-    items = await services.visitors(VisitorQuery(positions, ratings, body.k, filters))
+    items = await services.visitors(positions, ratings, body.k, filters)
     return render({"items": items}, services.rendered, key)
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from cachetools import Cache, LRUCache, TTLCache
@@ -19,23 +19,12 @@ from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
 from training.interactions import IdIndex
-from training.scoring import Visitor
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
 CHEAP_HISTORY = 1000  # rated movies up to which reading a stored ranking stays on the event loop
 
 
 _TOKENS = itertools.count()  # Ranking.token
-
-
-class VisitorQuery(NamedTuple):
-    """A visitor's request: the catalog positions of the movies they rated, their ratings,
-    how many movies they want and the filters."""
-
-    positions: np.ndarray
-    ratings: np.ndarray
-    k: int
-    filters: Filters
 
 
 @dataclass(frozen=True)
@@ -277,15 +266,9 @@ class Recommender:
     def for_visitor(
         self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
     ) -> list[dict[str, Any]]:
-        """A visitor's top-k from the movies they rated (positions): one of `for_visitors`."""
-        return self.for_visitors([VisitorQuery(positions, ratings, k, filters)])[0]
-
-    def for_visitors(self, queries: Sequence[VisitorQuery]) -> list[list[dict[str, Any]]]:
-        """Each visitor's top-k from the movies they rated, folded into ALS: every movie they
-        rated counts as seen, and each pick's "because" is one they liked. The visitors that
-        arrive together are ranked in one compiled call (Ranker.visitors_best)."""
-        visitors = [Visitor(q.positions, q.ratings, q.k, self.catalog.eligible(q.filters)) for q in queries]
-        return [self._items(*found) for found in self.ranker.visitors_best(visitors)]
+        """A visitor's top-k from the movies they rated (positions), folded into ALS: every
+        movie they rated counts as seen, and each pick's "because" is one they liked."""
+        return self._items(*self.ranker.visitor_best(positions, ratings, k, self.catalog.eligible(filters)))
 
     def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
         """Top-k of the catalog scored for a user, filtered."""

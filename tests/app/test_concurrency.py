@@ -1,5 +1,5 @@
 """SingleFlight (concurrent calls for one key share one run of the work) and Batcher (calls
-that arrive together share one thread-pool hop and one call of the work)."""
+that arrive together share one thread-pool hop)."""
 
 from __future__ import annotations
 
@@ -72,19 +72,16 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def test_calls_made_together_share_one_hop_and_get_their_own_results(hops: list[int]) -> None:
     worker = threading.get_ident()
     threads: set[int] = set()
-    batches: list[list[int]] = []
 
-    def many(xs: list[int]) -> list[int]:
+    def work(x: int, scale: int = 1) -> int:
         threads.add(threading.get_ident())
-        batches.append(xs)
-        return [3 * x for x in xs]
+        return x * scale
 
-    batcher = Batcher(many)
-    assert await asyncio.gather(*(batcher(i) for i in range(20))) == [3 * i for i in range(20)]
+    batcher = Batcher(work)
+    assert await asyncio.gather(*(batcher(i, scale=3) for i in range(20))) == [3 * i for i in range(20)]
     assert hops == [20]
-    assert batches == [list(range(20))]  # one call of the work, in arrival order
     assert worker not in threads  # the work ran in the pool, not on the event loop
-    assert await batcher(7) == 21  # a lone call later: its own hop
+    assert await batcher(7) == 7  # a lone call later: its own hop
     assert hops == [20, 1]
 
 
@@ -97,12 +94,11 @@ class GatedWork:
         self.held = held
         self.computed: list[int] = []
 
-    def __call__(self, xs: list[int]) -> list[int]:
-        for x in xs:
-            if self.held is None or x in self.held:
-                self.gate.wait(5)
-            self.computed.append(x)
-        return [-x for x in xs]
+    def __call__(self, x: int) -> int:
+        if self.held is None or x in self.held:
+            self.gate.wait(5)
+        self.computed.append(x)
+        return -x
 
 
 async def test_calls_arriving_during_a_batch_go_together_as_the_next(hops: list[int]) -> None:
@@ -120,25 +116,15 @@ async def test_calls_arriving_during_a_batch_go_together_as_the_next(hops: list[
 
 
 async def test_each_call_gets_its_own_exception() -> None:
-    calls: list[list[int]] = []
+    def work(x: int) -> int:
+        if x % 2:
+            raise ValueError(f"odd {x}")
+        return x
 
-    def many(xs: list[int]) -> list[int]:  # fails the whole batch when one of them is odd
-        calls.append(xs)
-        if odd := [x for x in xs if x % 2]:
-            raise ValueError(f"odd {odd[0]}")
-        return xs
-
-    batcher = Batcher(many)
+    batcher = Batcher(work)
     results = await asyncio.gather(*(batcher(i) for i in range(6)), return_exceptions=True)
     assert results[0::2] == [0, 2, 4]
     assert [str(r) for r in results[1::2]] == ["odd 1", "odd 3", "odd 5"]
-    assert calls == [list(range(6))] + [[i] for i in range(6)]  # the batch, then each alone
-
-
-async def test_work_answering_the_wrong_number_of_calls_fails_them() -> None:
-    batcher: Batcher[int, int] = Batcher(lambda xs: [])
-    results = await asyncio.gather(*(batcher(i) for i in range(3)), return_exceptions=True)
-    assert [str(r) for r in results] == [f"{batcher._many!r} answered 0 of 1 calls"] * 3
 
 
 async def test_a_caller_going_away_leaves_the_others_their_results() -> None:

@@ -18,7 +18,7 @@ from training.models.popularity import PopularityConfig, charts, movie_stats
 from training.models.predictor import PredictorConfig, RatingPredictor, drift_offset
 from training.models.rating import RatingConfig, RatingModel
 from training.models.similar import similar_movies
-from training.scoring import Ranker, Visitor
+from training.scoring import Ranker
 
 
 @pytest.fixture(scope="module")
@@ -312,48 +312,6 @@ def test_a_visitors_best_is_fold_in_then_ranking_then_because(length: int) -> No
             np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
             assert because.tolist() == ranker.because(best, positions, ratings).tolist()
             assert set(because.tolist()) <= set(positions.tolist())
-
-
-def test_visitors_ranked_together_get_what_each_gets_alone() -> None:
-    """`visitors_best` ranks the short histories in one compiled call and the long ones step
-    by step: each visitor's answer is the one `visitor_best` gives them alone, whatever the
-    others in the batch (lengths 1-40 around the 16 factors, masks shared or not, any n)."""
-    rng = np.random.default_rng(7)
-    items, f = TILE + 90, 16
-    factors = rng.normal(size=(items, f)) * rng.pareto(2.0, size=(items, 1))
-    ease = sp.csr_matrix(
-        np.where(rng.random((items, items)) < 0.03, rng.normal(size=(items, items)), 0.0).astype(np.float32)
-    )
-    als = ALSModel(ALSConfig(factors=f, regularization=2.0, alpha=3.0), rng.normal(size=(2, f)), factors)
-    shared = rng.random(items) < 0.5
-    visitors = [
-        Visitor(
-            rng.choice(items, length, replace=False).astype(np.int64),
-            rng.integers(1, 11, length).astype(np.float32) / 2,
-            n,
-            mask,
-        )
-        for length, n, mask in [
-            (3, 10, None),
-            (40, 5, shared),
-            (1, 1, rng.random(items) < 0.2),
-            (15, 20, shared),
-            (16, 10, None),
-            (2, 100, shared),
-        ]
-    ]
-    for ranker in (Ranker(als, ease, 0.6, 0.4, 5.0), Ranker(als, None, 1.0, 0.0, 5.0)):
-        together = ranker.visitors_best(visitors)
-        assert len(together) == len(visitors)
-        for visitor, (best, scores, because) in zip(visitors, together, strict=True):
-            alone = ranker.visitor_best(*visitor)
-            assert 0 < len(best) <= visitor.n
-            assert best.tolist() == alone[0].tolist()
-            np.testing.assert_allclose(scores, alone[1], rtol=1e-6)
-            assert because.tolist() == alone[2].tolist()
-            assert not set(best.tolist()) & set(visitor.positions.tolist())
-            if visitor.mask is not None:
-                assert visitor.mask[best].all()
 
 
 def test_because_is_the_most_similar_liked_movie() -> None:

@@ -134,8 +134,8 @@ class ALSModel:
         if n == 0:
             return np.zeros(f, dtype=np.float32)
         c = np.asarray(conf, dtype=np.float64)
-        penalty = float(self.penalty(n))
-        if self.low_rank(n, c.min()):
+        penalty = self.penalty(n)
+        if self.low_rank(c):
             return fold_in_low_rank(*self.eigen, np.asarray(items, dtype=np.int64), c, penalty)
         y = self.item_factors[items].astype(np.float64)
         a = self._yty + penalty * self._eye + (y.T * (c - 1.0)) @ y
@@ -143,16 +143,14 @@ class ALSModel:
         # a is symmetric positive definite (λ > 0, c ≥ 1): Cholesky.
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, check_finite=False), b).astype(np.float32)
 
-    def penalty(self, n: int | np.ndarray) -> float | np.ndarray:
-        """The λ of a fold-in of n movies (times n where the factors were fit that way);
-        elementwise for an array of n."""
+    def penalty(self, n: int) -> float:
+        """The λ of a fold-in of n movies (times n where the factors were fit that way)."""
         return self.config.regularization * (n if self.config.weighted_regularization else 1)
 
-    def low_rank(self, n: int | np.ndarray, smallest: float | np.ndarray) -> bool | np.ndarray:
-        """Whether `fold_in` solves a history of n movies whose smallest confidence is
-        `smallest` as a low-rank update: shorter than the number of factors, and c ≥ 1 so that
-        (C - I)^½ is real. Elementwise for arrays of histories."""
-        return (n > 0) & (n < self.item_factors.shape[1]) & (smallest >= 1.0)
+    def low_rank(self, c: np.ndarray) -> bool:
+        """Whether `fold_in` solves a history with these confidences as a low-rank update:
+        shorter than the number of factors, and c ≥ 1 so that (C - I)^½ is real."""
+        return 0 < len(c) < self.item_factors.shape[1] and c.min() >= 1.0
 
     @property
     def eigen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
