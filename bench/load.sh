@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load run: uvicorn on loopback, wrk with 64 connections against /health and each main
-# endpoint in the same run; prints requests/s, p50/p99, errors and the ratio to /health.
+# endpoint in the same run; prints requests/s, p50/p99, errors, the ratio to /health and the
+# event loop's CPU time per request (the server's main thread, which holds the GIL).
 #
 #   bench/load.sh [ARTIFACTS_DIR] [SECONDS]      (defaults: artifacts, 30)
 #
@@ -82,6 +83,11 @@ request = function()
 end
 LUA
 
+# The server's main thread (the event loop) holds the GIL for almost all of a request's Python:
+# its CPU time per request, read from /proc around each measured run, is what bounds a row's
+# throughput, and it moves less with the host's load than requests/s do.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+loop_cpu() { awk '{print $14 + $15}' "/proc/$SERVER/task/$SERVER/stat"; }
 baseline=""
 run() {
   local label=$1 url=$2 script=${3:-}
@@ -92,15 +98,19 @@ run() {
   # A short run first, not counted: the figures are the steady state (users' first requests
   # are timed by bench.api), and each endpoint starts from the same warm server.
   wrk -t2 -c64 -d"${WARM_UP}s" ${script:+-s "$script"} "http://127.0.0.1:$PORT$url" >/dev/null
+  local cpu_before cpu_after
+  cpu_before=$(loop_cpu)
   out=$(wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency ${script:+-s "$script"} "http://127.0.0.1:$PORT$url")
-  local rps p50 p99 errors
+  cpu_after=$(loop_cpu)
+  local rps p50 p99 errors loop_us
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   baseline=${baseline:-$rps}
-  printf '%-46s %10s req/s  p50 %8s  p99 %8s  x%.2f of /health  %s\n' \
-    "$label" "$rps" "$p50" "$p99" "$(echo "$rps / $baseline" | bc -l)" "${errors:-no errors}"
+  loop_us=$(echo "($cpu_after - $cpu_before) * $TICK_US / ($rps * $SECONDS_EACH)" | bc -l)
+  printf '%-46s %10s req/s  p50 %8s  p99 %8s  x%.2f of /health  loop %4.0f us/req  %s\n' \
+    "$label" "$rps" "$p50" "$p99" "$(echo "$rps / $baseline" | bc -l)" "$loop_us" "${errors:-no errors}"
 }
 echo "wrk: 64 connections, ${SECONDS_EACH}s each after ${WARM_UP}s of warm-up, bundle $ARTIFACTS"
 run "GET /health" "/health"
