@@ -113,8 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The path operations go into the app's own route list, not `include_router`: since
     # FastAPI 0.137 an included router stays a node that each request walks (and matches
     # again inside), ~40-60 us a request in process for the later routers (README, Speed).
-    for router in routers:
-        app.router.routes.extend(router.routes)
+    # They go in front of the docs, schema and /metrics routes: a request is matched against
+    # the routes in order, at ~2.5 us a route on this host, and the API takes the traffic.
+    app.router.routes[:0] = [route for router in routers for route in router.routes]
     return app
 
 
