@@ -36,14 +36,17 @@ ExcludeQuery = Annotated[
 ]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown movie id."}}
+# A body that is not JSON is a 422 like any other invalid body (error type `json_invalid`).
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The body is larger than MAX_BODY_BYTES (default 2 MiB)."}
+}
 UNKNOWN_MOVIES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body is not valid JSON."},
+    **TOO_LARGE,
     422: {
-        "description": "Invalid body (an unknown genre included), movie ids not in the catalog, "
-        "or ratings off the dataset's scale (/health gives it)."
+        "description": "Invalid body (not JSON, a field missing or of the wrong type, an unknown "
+        "genre), movie ids not in the catalog, or ratings off the dataset's scale (/health gives it)."
     },
 }
-BAD_BODY: dict[int | str, dict[str, Any]] = {400: {"description": "The body is not valid JSON."}}
 
 
 async def list_filters(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from app.api.common import JSONRoute
+from app.api.common import TOO_LARGE, JSONRoute
 from app.api.users import UserPath
 from app.deps import ServicesDep
 from app.schemas import ErrorBody, EventsBody, EventsStored, RatingsBody, RatingsPage, StoredRatings
@@ -15,10 +15,13 @@ from app.security import require_key
 router = APIRouter(route_class=JSONRoute, tags=["feedback"])
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 WRITE_ERRORS: dict[int | str, dict] = {
-    400: {"description": "The body is not valid JSON."},
     401: {"model": ErrorBody, "description": "API_KEYS is set and X-API-Key is missing or wrong."},
     404: {"model": ErrorBody, "description": "A movie id is not in the catalog; nothing was stored."},
-    422: {"description": "Invalid body or a rating off the dataset's scale; nothing was stored."},
+    **TOO_LARGE,
+    422: {
+        "description": "Invalid body (not JSON included) or a rating off the dataset's scale; "
+        "nothing was stored."
+    },
     503: {"model": ErrorBody, "description": "The database is unavailable; nothing was stored."},
 }
 

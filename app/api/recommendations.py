@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import BAD_BODY, UNKNOWN_MOVIES, JSONRoute, check_genre, render, rendered
+from app.api.common import TOO_LARGE, UNKNOWN_MOVIES, JSONRoute, check_genre, render, rendered
 from app.deps import ServicesDep
 from app.errors import RatingOffScale
 from app.schemas import PredictionRequest, PredictionResponse, VisitorRecommendations, VisitorRequest
@@ -52,7 +52,7 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
 @router.post(
     "/predictions",
     response_model=PredictionResponse,
-    responses=BAD_BODY,
+    responses=TOO_LARGE,
     summary="Predict star ratings for (user, movie) pairs",
     description="1 to 10,000 pairs, answered in request order; unknown users or movies get a prediction "
     "from what is known (biases, global mean).",

@@ -272,7 +272,12 @@ class TestVisitor:
         assert (
             await client.post("/predictions", json={"pairs": [{"user_id": 1, "movie_id": True}]})
         ).status_code == 422
-        assert (await client.post("/predictions", content=b"\xff\x00not json")).status_code in (400, 422)
+        garbage = b"\xff\x00not json"
+        assert (await client.post("/predictions", content=garbage)).status_code == 422  # no content type
+        json_type = {"content-type": "application/json"}
+        not_json = await client.post("/predictions", content=garbage, headers=json_type)
+        assert not_json.status_code == 422
+        assert not_json.json()["detail"][0]["type"] == "json_invalid"
 
     @pytest.mark.parametrize(
         "body",
@@ -363,8 +368,12 @@ class TestDocs:
         ]:
             assert path in schema["paths"]
         for path, ops in schema["paths"].items():
-            for op in ops.values():
+            for method, op in ops.items():
                 assert op.get("summary"), path
+                # Every status documented is one the route can answer: a body that is not
+                # JSON is a 422, never a 400; one over MAX_BODY_BYTES is a 413.
+                assert "400" not in op["responses"], (method, path)
+                assert ("413" in op["responses"]) == ("requestBody" in op), (method, path)
 
 
 @pytest.mark.parametrize(
