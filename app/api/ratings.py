@@ -43,7 +43,11 @@ async def post_ratings(user_id: UserPath, body: RatingsBody, services: ServicesD
     "/users/{user_id}/ratings/{movie_id}",
     status_code=204,
     dependencies=[Depends(require_key)],
-    responses={404: {"model": ErrorBody, "description": "No stored rating."}, 503: WRITE_ERRORS[503]},
+    responses={
+        401: WRITE_ERRORS[401],
+        404: {"model": ErrorBody, "description": "No stored rating."},
+        503: WRITE_ERRORS[503],
+    },
     summary="Delete a stored rating",
 )
 async def delete_rating(user_id: UserPath, movie_id: MoviePath, services: ServicesDep) -> Response:

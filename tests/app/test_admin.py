@@ -52,6 +52,15 @@ async def test_keys_guard_writes_and_admin_not_reads(artifacts: Path, tmp_path: 
         assert (await http.post("/admin/reload")).status_code == 401
         assert (await http.get("/users/1/ratings")).status_code == 200  # reads stay open
         assert (await http.get("/users/1/recommendations")).status_code == 200
+        # The schema documents the 401 on exactly the operations that answer it.
+        guarded = {("post", "/users/{user_id}/ratings"), ("delete", "/users/{user_id}/ratings/{movie_id}")}
+        guarded |= {("post", "/users/{user_id}/events"), ("post", "/admin/reload")}
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        documented = {(m, p) for p, ops in paths.items() for m, op in ops.items() if "401" in op["responses"]}
+        assert documented == guarded
+        assert (
+            await http.post("/users/1/events", json={"events": [{"movie_id": 1, "kind": "view"}]})
+        ).status_code == 401
 
 
 async def test_reload_swaps_and_refuses_a_broken_bundle(artifacts: Path, tmp_path: Path) -> None:
