@@ -77,10 +77,16 @@ class DatabaseUnavailable(DomainError):
     status_code = 503
     error = "database_unavailable"
 
+    def __init__(self, detail: str = "the ratings database is unavailable; nothing was stored, try again"):
+        super().__init__(detail)
+
 
 class Unauthorized(DomainError):
     status_code = 401
     error = "unauthorized"
+
+    def __init__(self, detail: str = "a valid X-API-Key header is required for this endpoint"):
+        super().__init__(detail)
 
 
 class BundleRejected(DomainError):

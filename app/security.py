@@ -28,4 +28,4 @@ async def require_key(request: Request, key: str | None = Security(api_key_heade
     for candidate in keys:
         matched |= hmac.compare_digest(given, candidate.encode())
     if not matched:
-        raise Unauthorized("a valid X-API-Key header is required for this endpoint")
+        raise Unauthorized()

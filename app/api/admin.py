@@ -7,10 +7,11 @@ import logging
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import JSONRoute
+from app.api.common import UNAUTHORIZED, JSONRoute
 from app.deps import Services, ServicesDep, freeze_heap
 from app.errors import BundleRejected
-from app.schemas import ErrorBody, Reloaded
+from app.openapi import errors
+from app.schemas import Reloaded
 from app.security import require_key
 from training.bundle import BundleError, read_bundle
 
@@ -26,8 +27,14 @@ log = logging.getLogger("cinerec")
     "finish on the bundle they started with. A missing, corrupt or incomplete bundle is refused (409) "
     "and the old one keeps serving.",
     responses={
-        401: {"model": ErrorBody, "description": "API_KEYS is set and X-API-Key is missing or wrong."},
-        409: {"model": ErrorBody, "description": "The new bundle was refused; the old one keeps serving."},
+        **UNAUTHORIZED,
+        409: errors(
+            "The new bundle was refused; the old one keeps serving.",
+            BundleRejected(
+                "artifacts/current: als_item_factors.npy does not match its checksum in manifest.json "
+                "(tampered or corrupt); still serving 20261122T101500000000Z"
+            ),
+        ),
     },
 )
 async def reload(request: Request, services: ServicesDep) -> dict:

@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import Field
 
-from app.schemas import ErrorBody
+from app.errors import RatingOffScale, Unauthorized, UnknownMovie, UnknownMovies
+from app.openapi import errors
 from app.services.catalog import Catalog, Filters
 
 KQuery = Annotated[int, Query(ge=1, le=100, description="How many items to return (1-100).", examples=[10])]
@@ -35,17 +36,20 @@ ExcludeQuery = Annotated[
     Query(max_length=1000, description="Movie ids never to return (repeat the parameter)."),
 ]
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown movie id."}}
-# A body that is not JSON is a 422 like any other invalid body (error type `json_invalid`).
-TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"description": "The body is larger than MAX_BODY_BYTES (default 2 MiB)."}
-}
-UNKNOWN_MOVIES: dict[int | str, dict[str, Any]] = {
+# The documented error responses (their examples: app.openapi). A body that is not JSON is a
+# 422 like any other invalid body (error type `json_invalid`).
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: errors("Unknown movie id.", UnknownMovie(999999))}
+TOO_LARGE: Responses = {413: {"description": "The body is larger than MAX_BODY_BYTES (default 2 MiB)."}}
+UNAUTHORIZED: Responses = {401: errors("API_KEYS is set and X-API-Key is missing or wrong.", Unauthorized())}
+UNKNOWN_MOVIES: Responses = {
     **TOO_LARGE,
-    422: {
-        "description": "Invalid body (not JSON, a field missing or of the wrong type, an unknown "
-        "genre), movie ids not in the catalog, or ratings off the dataset's scale (/health gives it)."
-    },
+    422: errors(
+        "Invalid body (not JSON, a field missing or of the wrong type, an unknown genre), movie ids "
+        "not in the catalog, or ratings off the dataset's scale (/health gives it).",
+        UnknownMovies([999999]),
+        RatingOffScale([(1, 9.0)], (0.5, 5.0), stored=False),
+    ),
 }
 
 

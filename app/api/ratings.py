@@ -6,23 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from app.api.common import TOO_LARGE, JSONRoute
+from app.api.common import TOO_LARGE, UNAUTHORIZED, JSONRoute, Responses
 from app.api.users import UserPath
 from app.deps import ServicesDep
-from app.schemas import ErrorBody, EventsBody, EventsStored, RatingsBody, RatingsPage, StoredRatings
+from app.errors import DatabaseUnavailable, MoviesNotFound, NotRated, RatingOffScale
+from app.openapi import errors
+from app.schemas import EventsBody, EventsStored, RatingsBody, RatingsPage, StoredRatings
 from app.security import require_key
 
 router = APIRouter(route_class=JSONRoute, tags=["feedback"])
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
-WRITE_ERRORS: dict[int | str, dict] = {
-    401: {"model": ErrorBody, "description": "API_KEYS is set and X-API-Key is missing or wrong."},
-    404: {"model": ErrorBody, "description": "A movie id is not in the catalog; nothing was stored."},
+UNAVAILABLE: Responses = {
+    503: errors("The database is unavailable; nothing was stored.", DatabaseUnavailable())
+}
+WRITE_ERRORS: Responses = {
+    **UNAUTHORIZED,
+    404: errors("A movie id is not in the catalog; nothing was stored.", MoviesNotFound([999999])),
     **TOO_LARGE,
-    422: {
-        "description": "Invalid body (not JSON included) or a rating off the dataset's scale; "
-        "nothing was stored."
-    },
-    503: {"model": ErrorBody, "description": "The database is unavailable; nothing was stored."},
+    422: errors(
+        "Invalid body (not JSON included) or a rating off the dataset's scale; nothing was stored.",
+        RatingOffScale([(1, 9.0)], (0.5, 5.0)),
+    ),
+    **UNAVAILABLE,
 }
 
 
@@ -43,11 +48,7 @@ async def post_ratings(user_id: UserPath, body: RatingsBody, services: ServicesD
     "/users/{user_id}/ratings/{movie_id}",
     status_code=204,
     dependencies=[Depends(require_key)],
-    responses={
-        401: WRITE_ERRORS[401],
-        404: {"model": ErrorBody, "description": "No stored rating."},
-        503: WRITE_ERRORS[503],
-    },
+    responses={**UNAUTHORIZED, 404: errors("No stored rating.", NotRated(42, 1)), **UNAVAILABLE},
     summary="Delete a stored rating",
 )
 async def delete_rating(user_id: UserPath, movie_id: MoviePath, services: ServicesDep) -> Response:
@@ -58,7 +59,7 @@ async def delete_rating(user_id: UserPath, movie_id: MoviePath, services: Servic
 @router.get(
     "/users/{user_id}/ratings",
     response_model=RatingsPage,
-    responses={503: WRITE_ERRORS[503]},
+    responses=UNAVAILABLE,
     summary="A user's stored ratings, newest first",
 )
 async def list_ratings(

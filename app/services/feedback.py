@@ -200,6 +200,4 @@ class FeedbackService:
         except DB_ERRORS as exc:
             self._count_error("query")
             log.error("feedback database unavailable: %s", exc.__class__.__name__)
-            raise DatabaseUnavailable(
-                "the ratings database is unavailable; nothing was stored, try again"
-            ) from exc
+            raise DatabaseUnavailable() from exc

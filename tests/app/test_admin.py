@@ -58,6 +58,8 @@ async def test_keys_guard_writes_and_admin_not_reads(artifacts: Path, tmp_path: 
         paths = (await http.get("/openapi.json")).json()["paths"]
         documented = {(m, p) for p, ops in paths.items() for m, op in ops.items() if "401" in op["responses"]}
         assert documented == guarded
+        example = paths["/users/{user_id}/ratings"]["post"]["responses"]["401"]["content"]["application/json"]
+        assert missing.json() == example["examples"]["unauthorized"]["value"]  # documented as answered
         assert (
             await http.post("/users/1/events", json={"events": [{"movie_id": 1, "kind": "view"}]})
         ).status_code == 401

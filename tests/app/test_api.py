@@ -374,6 +374,70 @@ class TestDocs:
                 # JSON is a 422, never a 400; one over MAX_BODY_BYTES is a 413.
                 assert "400" not in op["responses"], (method, path)
                 assert ("413" in op["responses"]) == ("requestBody" in op), (method, path)
+                for status, response in op["responses"].items():
+                    if int(status) >= 400:  # every error: a description and at least one example
+                        assert response.get("description"), (method, path, status)
+                        media = response["content"].values()
+                        assert media
+                        assert all(m.get("examples") or "example" in m for m in media)
+
+
+# Each documented error example next to the request that produces it: the example must be
+# exactly what the server answers (the ids and the scale are those of the fixture's catalog).
+DOCUMENTED_ERRORS = [
+    ("GET", "/movies/{movie_id}", "/movies/999999", None, "404", "unknown_movie"),
+    ("GET", "/movies/{movie_id}/similar", "/movies/999999/similar", None, "404", "unknown_movie"),
+    ("GET", "/trending", "/trending?k=abc", None, "422", "int_parsing"),
+    ("GET", "/trending", "/trending?genre=Comdy", None, "422", "unknown_genre"),
+    ("GET", "/users/{user_id}/recommendations", "/users/abc/recommendations", None, "422", "int_parsing"),
+    ("POST", "/recommendations", "/recommendations", {"liked": [999999]}, "422", "unknown_movies"),
+    (
+        "POST",
+        "/recommendations",
+        "/recommendations",
+        {"ratings": [{"movie_id": 1, "rating": 9}]},
+        "422",
+        "rating_off_scale",
+    ),
+    ("POST", "/recommendations", "/recommendations", b"nope", "422", "json_invalid"),
+    ("POST", "/predictions", "/predictions", b"nope", "422", "json_invalid"),
+    (
+        "POST",
+        "/users/{user_id}/ratings",
+        "/users/42/ratings",
+        {"ratings": [{"movie_id": 999999, "rating": 4}]},
+        "404",
+        "unknown_movies",
+    ),
+    (
+        "POST",
+        "/users/{user_id}/ratings",
+        "/users/42/ratings",
+        {"ratings": [{"movie_id": 1, "rating": 9}]},
+        "422",
+        "rating_off_scale",
+    ),
+    ("DELETE", "/users/{user_id}/ratings/{movie_id}", "/users/42/ratings/1", None, "404", "not_rated"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "url", "body", "status", "name"), DOCUMENTED_ERRORS)
+async def test_documented_error_examples_are_the_real_answers(
+    client: httpx.AsyncClient, method: str, path: str, url: str, body: Any, status: str, name: str
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    documented = schema["paths"][path][method.lower()]["responses"][status]["content"]["application/json"]
+    if isinstance(body, bytes):
+        sent = {"content": body, "headers": {"content-type": "application/json"}}
+    else:
+        sent = {} if body is None else {"json": body}
+    answer = await client.request(method, url, **sent)
+    assert answer.status_code == int(status)
+    expected = documented["examples"][name]["value"]
+    if name == "rating_off_scale":  # the example names MovieLens's scale; the fixture's is its own
+        low, high = (await client.get("/health")).json()["model"]["rating_scale"]
+        expected = {**expected, "detail": expected["detail"].replace("0.5 and 5", f"{low:g} and {high:g}")}
+    assert answer.json() == expected
 
 
 @pytest.mark.parametrize(
