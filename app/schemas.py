@@ -37,12 +37,14 @@ class Movie(BaseModel):
 
 
 class MovieRef(BaseModel):
-    movie_id: int
-    title: str
+    movie_id: int = Field(examples=[260])
+    title: str = Field(examples=["Star Wars: Episode IV - A New Hope"])
 
 
 class ScoredMovie(Movie):
-    score: float = Field(description="Ranking score; higher is better (comparable within one list).")
+    score: float = Field(
+        description="Ranking score; higher is better (comparable within one list).", examples=[0.6651]
+    )
 
 
 class Recommended(ScoredMovie):
@@ -54,16 +56,16 @@ class MovieList(BaseModel):
 
 
 class MoviePage(BaseModel):
-    query: str
-    total: int = Field(description="Matches before paging.")
-    limit: int
-    offset: int
+    query: str = Field(examples=["toy story"])
+    total: int = Field(description="Matches before paging.", examples=[3])
+    limit: int = Field(examples=[20])
+    offset: int = Field(examples=[0])
     items: list[Movie]
 
 
 class Genre(BaseModel):
-    name: str
-    movies: int
+    name: str = Field(examples=["Comedy"])
+    movies: int = Field(description="Movies of the catalog in this genre.", examples=[3756])
 
 
 class GenreList(BaseModel):
@@ -76,9 +78,13 @@ class SimilarMovies(BaseModel):
 
 
 class UserRecommendations(BaseModel):
-    user_id: int
-    known_user: bool = Field(description="False when the user has no history: the list is the fallback.")
-    fallback: str | None = Field(description="Which chart served an unknown user, else null.")
+    user_id: int = Field(examples=[1])
+    known_user: bool = Field(
+        description="False when the user has no history: the list is the fallback.", examples=[True]
+    )
+    fallback: str | None = Field(
+        description="Which chart served an unknown user, else null.", examples=[None]
+    )
     items: list[Recommended]
 
 
@@ -88,7 +94,7 @@ class BecauseRow(BaseModel):
 
 
 class BecauseYouWatched(BaseModel):
-    user_id: int
+    user_id: int = Field(examples=[1])
     rows: list[BecauseRow]
 
 
@@ -101,7 +107,7 @@ class HomeRow(BaseModel):
 
 
 class HomePage(BaseModel):
-    user_id: int
+    user_id: int = Field(examples=[1])
     rows: list[HomeRow]
 
 
@@ -134,12 +140,22 @@ class VisitorRequest(BaseModel):
     )
 
     ratings: list[VisitorRating] = Field(default_factory=list, max_length=500)
-    liked: list[MovieId] = Field(default_factory=list, max_length=500)
+    liked: list[MovieId] = Field(
+        default_factory=list, max_length=500, description="Movies liked (a top rating).", examples=[[260]]
+    )
     k: K = 10
-    genre: str | None = Field(None, max_length=100, description="Only movies of this genre (see /genres).")
-    year_from: int | None = Field(None, ge=1800, le=2200)
-    year_to: int | None = Field(None, ge=1800, le=2200)
-    exclude: list[MovieId] = Field(default_factory=list, max_length=1000)
+    genre: str | None = Field(
+        None, max_length=100, description="Only movies of this genre (see /genres).", examples=["Comedy"]
+    )
+    year_from: int | None = Field(
+        None, ge=1800, le=2200, description="Only movies released in or after this year.", examples=[1990]
+    )
+    year_to: int | None = Field(
+        None, ge=1800, le=2200, description="Only movies released in or before this year.", examples=[1999]
+    )
+    exclude: list[MovieId] = Field(
+        default_factory=list, max_length=1000, description="Movie ids never to return.", examples=[[1196]]
+    )
 
     @model_validator(mode="after")
     def _needs_movies(self) -> VisitorRequest:
@@ -171,11 +187,15 @@ class PredictionRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    user_id: int
-    movie_id: int
-    rating: float = Field(description="Predicted rating on the dataset's scale.")
-    known_user: bool
-    known_movie: bool
+    user_id: int = Field(examples=[1])
+    movie_id: int = Field(examples=[1])
+    rating: float = Field(description="Predicted rating on the dataset's scale.", examples=[4.7016])
+    known_user: bool = Field(
+        description="False: predicted from the movie's bias and the mean.", examples=[True]
+    )
+    known_movie: bool = Field(
+        description="False: predicted from the user's bias and the mean.", examples=[True]
+    )
 
 
 class PredictionResponse(BaseModel):
@@ -189,7 +209,11 @@ class NewRating(BaseModel):
     rating: float = Field(
         strict=True, description="On the dataset's rating scale (see /health).", examples=[4.5]
     )
-    rated_at: Timestamp | None = Field(None, description="When it was rated (ISO 8601); now when left out.")
+    rated_at: Timestamp | None = Field(
+        None,
+        description="When it was rated (ISO 8601); now when left out.",
+        examples=["2026-11-23T12:00:00Z"],
+    )
 
 
 class RatingsBody(BaseModel):
@@ -201,21 +225,21 @@ class RatingsBody(BaseModel):
 
 
 class StoredRatingOut(BaseModel):
-    movie_id: int
-    rating: float
-    rated_at: datetime
+    movie_id: int = Field(examples=[1])
+    rating: float = Field(examples=[4.5])
+    rated_at: datetime = Field(examples=["2026-11-23T12:00:00Z"])
 
 
 class StoredRatings(BaseModel):
-    user_id: int
+    user_id: int = Field(examples=[42])
     items: list[StoredRatingOut]
 
 
 class RatingsPage(BaseModel):
-    user_id: int
-    total: int
-    limit: int
-    offset: int
+    user_id: int = Field(examples=[42])
+    total: int = Field(description="Stored ratings before paging.", examples=[2])
+    limit: int = Field(examples=[50])
+    offset: int = Field(examples=[0])
     items: list[StoredRatingOut]
 
 
@@ -224,7 +248,9 @@ class NewEvent(BaseModel):
 
     movie_id: MovieId
     kind: Literal["view", "click", "play", "finish"] = Field(examples=["view"])
-    at: Timestamp | None = Field(None, description="When it happened (ISO 8601); now when left out.")
+    at: Timestamp | None = Field(
+        None, description="When it happened (ISO 8601); now when left out.", examples=["2026-11-23T12:00:00Z"]
+    )
 
 
 class EventsBody(BaseModel):
@@ -236,18 +262,20 @@ class EventsBody(BaseModel):
 
 
 class EventsStored(BaseModel):
-    user_id: int
-    stored: int
+    user_id: int = Field(examples=[42])
+    stored: int = Field(description="Events stored.", examples=[1])
 
 
 class ModelInfo(BaseModel):
-    version: str
-    dataset: str
-    trained_at: str
-    format_version: int
-    code_version: str
-    counts: dict[str, int]
-    rating_scale: list[float]
+    version: str = Field(description="The bundle's directory name.", examples=["20261123T153744502241Z"])
+    dataset: str = Field(examples=["ml-latest-small"])
+    trained_at: str = Field(examples=["2026-11-23T15:37:44.502241+00:00"])
+    format_version: int = Field(description="The bundle format (training.bundle).", examples=[2])
+    code_version: str = Field(description="The commit that built it.", examples=["10f65dd"])
+    counts: dict[str, int] = Field(
+        examples=[{"ratings": 100836, "users": 610, "movies": 9742, "rated_movies": 9724, "signals": 0}]
+    )
+    rating_scale: list[float] = Field(description="Lowest and highest rating.", examples=[[0.5, 5.0]])
 
 
 class Health(BaseModel):
@@ -256,9 +284,11 @@ class Health(BaseModel):
 
 
 class Reloaded(BaseModel):
-    previous: str = Field(description="The bundle version served before.")
-    version: str = Field(description="The bundle version served now.")
-    dataset: str
+    previous: str = Field(
+        description="The bundle version served before.", examples=["20261122T101500000000Z"]
+    )
+    version: str = Field(description="The bundle version served now.", examples=["20261123T153744502241Z"])
+    dataset: str = Field(examples=["ml-latest-small"])
 
 
 class ErrorBody(BaseModel):

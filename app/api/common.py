@@ -26,14 +26,18 @@ GenreQuery = Annotated[
     ),
 ]
 YearFrom = Annotated[
-    int | None, Query(ge=1800, le=2200, description="Only movies released in or after this year.")
+    int | None,
+    Query(ge=1800, le=2200, description="Only movies released in or after this year.", examples=[1990]),
 ]
 YearTo = Annotated[
-    int | None, Query(ge=1800, le=2200, description="Only movies released in or before this year.")
+    int | None,
+    Query(ge=1800, le=2200, description="Only movies released in or before this year.", examples=[1999]),
 ]
 ExcludeQuery = Annotated[
     list[Annotated[int, Field(ge=0, le=2**63 - 1)]] | None,
-    Query(max_length=1000, description="Movie ids never to return (repeat the parameter)."),
+    Query(
+        max_length=1000, description="Movie ids never to return (repeat the parameter).", examples=[[1196]]
+    ),
 ]
 
 # The documented error responses (their examples: app.openapi). A body that is not JSON is a
