@@ -11,7 +11,13 @@ from app.schemas import Health
 router = APIRouter(route_class=JSONRoute, tags=["health"])
 
 
-@router.get("/health", response_model=Health, summary="Service status and the loaded model")
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Service status and the loaded model",
+    description="The bundle being served: its version, dataset, build time, format and code version, "
+    "row counts and the dataset's rating scale (what ratings in request bodies must lie within).",
+)
 async def health(services: ServicesDep) -> dict:
     manifest = services.bundle.manifest
     return {

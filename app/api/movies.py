@@ -29,12 +29,26 @@ router = APIRouter(route_class=JSONRoute, tags=["movies"])
 MoviePath = Annotated[int, Path(ge=0, le=2**63 - 1, description="The dataset's own movie id.", examples=[1])]
 
 
-@router.get("/movies/{movie_id}", response_model=Movie, responses=NOT_FOUND, summary="One movie")
+@router.get(
+    "/movies/{movie_id}",
+    response_model=Movie,
+    responses=NOT_FOUND,
+    summary="One movie",
+    description="A movie's card: title, year, genres and its IMDb and TMDB ids where the dataset has them.",
+)
 async def get_movie(movie_id: MoviePath, services: ServicesDep) -> dict:
     return services.catalog.card(services.catalog.position(movie_id))
 
 
-@router.get("/movies", response_model=MoviePage, summary="Search the catalog by title")
+@router.get(
+    "/movies",
+    response_model=MoviePage,
+    summary="Search the catalog by title",
+    description="Words in any order, case and accents ignored; articles moved to the end by the "
+    'dataset ("Matrix, The") and alternative titles in parentheses match too. Ranked by how well the '
+    "title matches (the title itself, then titles starting with the query, then titles holding all "
+    "its words, then parts of words), then by popularity; `total` counts the matches before paging.",
+)
 def search_movies(
     services: ServicesDep,
     query: Annotated[
@@ -61,12 +75,24 @@ def search_movies(
     return {"query": query, "total": total, "limit": limit, "offset": offset, "items": items}
 
 
-@router.get("/genres", response_model=GenreList, summary="Genres with their number of movies")
+@router.get(
+    "/genres",
+    response_model=GenreList,
+    summary="Genres with their number of movies",
+    description="The names the `genre` filters accept (in any case).",
+)
 async def list_genres(services: ServicesDep) -> dict:
     return {"items": [Genre(name=name, movies=count) for name, count in services.catalog.genres()]}
 
 
-@router.get("/trending", response_model=MovieList, summary="Movies with the most recent activity")
+@router.get(
+    "/trending",
+    response_model=MovieList,
+    summary="Movies with the most recent activity",
+    description="Ranked by ratings in the dataset's last year, each weighted by its age (half-life 30 "
+    "days, counted back from the dataset's newest rating); the score is that weighted count. "
+    "Filters apply before the cut to k.",
+)
 async def trending(
     services: ServicesDep,
     k: KQuery = 10,
@@ -83,7 +109,14 @@ async def trending(
     return render({"items": [services.catalog.card(p, s) for p, s in chart]}, services.rendered, key)
 
 
-@router.get("/top-rated", response_model=MovieList, summary="Best rated movies (Bayesian average)")
+@router.get(
+    "/top-rated",
+    response_model=MovieList,
+    summary="Best rated movies (Bayesian average)",
+    description="Ranked by the mean rating pulled towards the global mean by a prior worth the median "
+    "movie's number of ratings, so a movie rated 5 by two people does not top the chart; the score "
+    "is that average. Filters apply before the cut to k.",
+)
 async def top_rated(
     services: ServicesDep,
     k: KQuery = 10,
@@ -101,7 +134,12 @@ async def top_rated(
 
 
 @router.get(
-    "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=NOT_FOUND, summary="Similar movies"
+    "/movies/{movie_id}/similar",
+    response_model=SimilarMovies,
+    responses=NOT_FOUND,
+    summary="Similar movies",
+    description="The movie and its nearest movies by cosine between ALS movie factors (precomputed "
+    "at build time); the score is the cosine. Filters apply before the cut to k.",
 )
 async def similar(
     movie_id: MoviePath, services: ServicesDep, filters: FiltersDep, k: KQuery = 10

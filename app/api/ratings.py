@@ -38,6 +38,8 @@ WRITE_ERRORS: Responses = {
     response_model=StoredRatings,
     responses=WRITE_ERRORS,
     summary="Store a user's ratings (all or nothing); their recommendations change at once",
+    description="A new rating of a movie replaces the user's earlier one. Every movie is checked "
+    "against the catalog and every rating against the dataset's scale before anything is stored.",
 )
 async def post_ratings(user_id: UserPath, body: RatingsBody, services: ServicesDep) -> dict:
     rows = await services.feedback.rate(user_id, [(r.movie_id, r.rating, r.rated_at) for r in body.ratings])
@@ -50,6 +52,7 @@ async def post_ratings(user_id: UserPath, body: RatingsBody, services: ServicesD
     dependencies=[Depends(require_key)],
     responses={**UNAUTHORIZED, 404: errors("No stored rating.", NotRated(42, 1)), **UNAVAILABLE},
     summary="Delete a stored rating",
+    description="Only ratings stored through this API; the bundle's own ratings change with a rebuild.",
 )
 async def delete_rating(user_id: UserPath, movie_id: MoviePath, services: ServicesDep) -> Response:
     await services.feedback.unrate(user_id, movie_id)
@@ -61,6 +64,7 @@ async def delete_rating(user_id: UserPath, movie_id: MoviePath, services: Servic
     response_model=RatingsPage,
     responses=UNAVAILABLE,
     summary="A user's stored ratings, newest first",
+    description="The ratings stored through this API (not the bundle's), paged, with their total.",
 )
 async def list_ratings(
     user_id: UserPath,

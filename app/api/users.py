@@ -57,6 +57,9 @@ async def recommendations(
     "/users/{user_id}/because-you-watched",
     response_model=BecauseYouWatched,
     summary="Rows of movies like ones the user rated highly",
+    description="One row per movie among the user's highest rated (and those they played or finished), "
+    "highest first: the movies most similar to it that the user has not seen, no movie in two rows. "
+    "Ratings stored through the API count at once.",
 )
 async def because_you_watched(
     user_id: UserPath,

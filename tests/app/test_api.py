@@ -370,6 +370,7 @@ class TestDocs:
         for path, ops in schema["paths"].items():
             for method, op in ops.items():
                 assert op.get("summary"), path
+                assert op.get("description"), (method, path)
                 # Every status documented is one the route can answer: a body that is not
                 # JSON is a 422, never a 400; one over MAX_BODY_BYTES is a 413.
                 assert "400" not in op["responses"], (method, path)
