@@ -452,6 +452,7 @@ async def test_documented_error_examples_are_the_real_answers(
 ) -> None:
     schema = (await client.get("/openapi.json")).json()
     documented = schema["paths"][path][method.lower()]["responses"][status]["content"]["application/json"]
+    sent: dict[str, Any]
     if isinstance(body, bytes):
         sent = {"content": body, "headers": {"content-type": "application/json"}}
     else:
