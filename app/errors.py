@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -17,6 +18,10 @@ class DomainError(Exception):
     def __init__(self, detail: str):
         super().__init__(detail)
         self.detail = detail
+
+    def body(self) -> dict[str, str]:
+        """The JSON answered for it (and shown as its example in the OpenAPI schema)."""
+        return {"error": self.error, "detail": self.detail}
 
 
 class UnknownMovie(DomainError):
@@ -99,10 +104,17 @@ class ModelNotReady(DomainError):
     error = "model_not_ready"
 
 
+def unknown_genre(genre: str, where: str = "query") -> dict[str, Any]:
+    """A genre the catalog does not have, as one of FastAPI's validation errors (a 422 whose
+    `loc` names the field, like every other bad parameter)."""
+    message = f"unknown genre {genre!r}; GET /genres lists the catalog's genres"
+    return {"type": "unknown_genre", "loc": [where, "genre"], "msg": message, "input": genre}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"error": exc.error, "detail": exc.detail})
+        return JSONResponse(status_code=exc.status_code, content=exc.body())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import Field
 
-from app.errors import RatingOffScale, Unauthorized, UnknownMovie, UnknownMovies
-from app.openapi import errors
+from app.errors import RatingOffScale, Unauthorized, UnknownMovie, UnknownMovies, unknown_genre
+from app.openapi import errors, too_large
 from app.services.catalog import Catalog, Filters
 
 KQuery = Annotated[int, Query(ge=1, le=100, description="How many items to return (1-100).", examples=[10])]
@@ -44,7 +44,7 @@ ExcludeQuery = Annotated[
 # 422 like any other invalid body (error type `json_invalid`).
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: errors("Unknown movie id.", UnknownMovie(999999))}
-TOO_LARGE: Responses = {413: {"description": "The body is larger than MAX_BODY_BYTES (default 2 MiB)."}}
+TOO_LARGE: Responses = {413: too_large("The body is larger than MAX_BODY_BYTES (default 2 MiB).")}
 UNAUTHORIZED: Responses = {401: errors("API_KEYS is set and X-API-Key is missing or wrong.", Unauthorized())}
 UNKNOWN_MOVIES: Responses = {
     **TOO_LARGE,
@@ -72,9 +72,7 @@ def check_genre(catalog: Catalog, genre: str | None, where: str = "query") -> No
     otherwise answer an empty list). Called where an answer is computed: a kept answer was
     made from a known genre."""
     if genre is not None and catalog.genre_name(genre) is None:
-        message = f"unknown genre {genre!r}; GET /genres lists the catalog's genres"
-        error = {"type": "unknown_genre", "loc": (where, "genre"), "msg": message, "input": genre}
-        raise RequestValidationError([error])
+        raise RequestValidationError([unknown_genre(genre, where)])
 
 
 class _OrjsonRequest(Request):
