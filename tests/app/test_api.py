@@ -6,21 +6,24 @@ import asyncio
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 
-from app.api import movies, recommendations, users
-from app.api.common import render
+from app.api import common, movies, recommendations, users
+from app.api.common import JSONRoute, _direct_call, render
 from app.main import StartupError, create_app
 from app.schemas import (
     BecauseYouWatched,
     HomePage,
     MovieList,
+    PredictionRequest,
     PredictionResponse,
     SimilarMovies,
     UserRecommendations,
@@ -347,6 +350,118 @@ class TestPredictions:
     )
     async def test_bad_bodies(self, client: httpx.AsyncClient, body: dict) -> None:
         assert (await client.post("/predictions", json=body)).status_code == 422
+
+
+# A body sent as exactly "application/json" takes JSONRoute's direct path on the body-only
+# routes; the same bytes with a charset take FastAPI's own path.
+DIRECT = {"content-type": "application/json"}
+FASTAPI_PATH = {"content-type": "application/json; charset=utf-8"}
+
+
+class _EchoBody(BaseModel):
+    value: int
+
+
+async def _source(request: Request) -> str:
+    return "real"
+
+
+async def _overridden(request: Request) -> str:
+    return "override"
+
+
+async def _echo(body: _EchoBody, name: Annotated[str, Depends(_source)]) -> Response:
+    return Response(f"{name} {body.value}")
+
+
+class TestDirectBodyPath:
+    def test_only_routes_whose_inputs_are_a_body_and_the_services_have_it(self, artifacts: Path) -> None:
+        app = create_app(Settings(artifacts_dir=artifacts))
+        direct = {
+            (route.path, method)
+            for route in app.router.routes
+            if isinstance(route, JSONRoute) and _direct_call(route) is not None
+            for method in route.methods or ()
+        }
+        # Not the rating writes: they have a path parameter and the API-key dependency.
+        assert direct == {("/recommendations", "POST"), ("/predictions", "POST")}
+
+    @pytest.mark.parametrize(
+        ("url", "body"),
+        [
+            ("/recommendations", b'{"ratings": [{"movie_id": 2, "rating": 4}], "liked": [6], "k": 4}'),
+            ("/recommendations", b'{"liked": [3, 5], "k": 3, "genre": "comedy", "exclude": [7]}'),
+            (
+                "/predictions",
+                b'{"pairs": [{"user_id": 2, "movie_id": 4}, {"user_id": 99999, "movie_id": 1}]}',
+            ),
+            # errors: raised by the endpoint on the direct path, by validation on FastAPI's
+            ("/recommendations", b'{"liked": [999999]}'),
+            ("/recommendations", b'{"ratings": [{"movie_id": 2, "rating": 9.5}]}'),
+            ("/recommendations", b'{"liked": [2], "genre": "Westren"}'),
+            ("/recommendations", b'{"liked": []}'),
+            ("/recommendations", b'{"liked": [2], "k": 0, "extra": 1}'),
+            ("/recommendations", b'{"ratings": [{"movie_id": 2, "rating": NaN}]}'),
+            ("/predictions", b'{"pairs": [{"user_id": 1, "movie_id": true}]}'),
+            ("/predictions", b'{"pairs": [{"user_id": 1, "movie_id": 2}'),
+            ("/predictions", b"[]"),
+            ("/predictions", b""),
+        ],
+    )
+    async def test_answers_as_fastapis_own_path(
+        self, client: httpx.AsyncClient, url: str, body: bytes
+    ) -> None:
+        theirs = await client.post(url, content=body, headers=FASTAPI_PATH)
+        ours = await client.post(url, content=body, headers=DIRECT)
+        assert theirs.status_code != 500
+        assert (ours.status_code, ours.json(), ours.headers["content-type"]) == (
+            theirs.status_code,
+            theirs.json(),
+            theirs.headers["content-type"],
+        )
+
+    async def test_a_valid_body_skips_fastapis_parsing(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Observed through the two parsers: pydantic from the bytes (direct) and orjson
+        # (FastAPI's path through JSONRoute's request class).
+        calls: list[str] = []
+        validate = PredictionRequest.model_validate_json
+        loads = orjson.loads
+
+        def direct(data: bytes) -> PredictionRequest:
+            calls.append("direct")
+            return validate(data)
+
+        def fastapis(data: bytes) -> Any:
+            calls.append("orjson")
+            return loads(data)
+
+        monkeypatch.setattr(PredictionRequest, "model_validate_json", direct)
+        monkeypatch.setattr(common.orjson, "loads", fastapis)
+        body = b'{"pairs": [{"user_id": 2, "movie_id": 4}]}'
+        assert (await client.post("/predictions", content=body, headers=DIRECT)).status_code == 200
+        assert calls == ["direct"]
+        calls.clear()
+        assert (
+            await client.post("/predictions", content=b'{"pairs": []}', headers=DIRECT)
+        ).status_code == 422
+        assert calls == ["direct", "orjson"]  # invalid: FastAPI's path answers, with its error
+        calls.clear()
+        assert (await client.post("/predictions", content=body, headers=FASTAPI_PATH)).status_code == 200
+        assert calls == ["orjson"]
+
+    async def test_dependency_overrides_are_honoured(self) -> None:
+        # This app's routes are taken from their routers as they are (app.main), so they have
+        # no overrides provider; an app that includes a router gives its routes one.
+        router = APIRouter(route_class=JSONRoute)
+        router.add_api_route("/echo", _echo, methods=["POST"])
+        app = FastAPI()
+        app.include_router(router)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            assert (await http.post("/echo", content=b'{"value": 1}', headers=DIRECT)).text == "real 1"
+            app.dependency_overrides[_source] = _overridden
+            assert (await http.post("/echo", content=b'{"value": 2}', headers=DIRECT)).text == "override 2"
 
 
 class TestDocs:
