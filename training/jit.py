@@ -1,5 +1,5 @@
 """Compile the numba kernels (the rating MF's solve and prediction, the kNN prediction, a
-visitor's fold-in, one user's ranking and its "because") ahead of use.
+visitor's fold-in, one user's ranking and its "because", every user's in the build) ahead of use.
 
 numba compiles a kernel on its first call and caches the machine code (beside the module, or
 in NUMBA_CACHE_DIR); `python -m training.jit` does it up front, e.g. while a container image
@@ -33,6 +33,8 @@ def warm_up() -> None:
     ranker.because(np.array([1]), history, np.array([4.0, 2.0]))  # a pick's liked movie
     for mask in (None, np.ones(3, dtype=bool)):  # a visitor's, in one call
         ranker.visitor_best(np.array([1]), np.array([4.0]), 2, mask)
+    for each in (ranker, Ranker(als, None, 1.0, 0.0, 5.0)):  # every user's, in the build
+        each.best_unseen(als.user_factors, ratings, 2)
 
 
 if __name__ == "__main__":

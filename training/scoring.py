@@ -7,6 +7,8 @@ binary history row and B the pruned EASE weights (absent for catalogs too large 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +16,6 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from training.metrics import top_k
 from training.models.als import ALSModel, confidence, fold_in_low_rank
 from training.models.topk import top_dot
 
@@ -134,24 +135,35 @@ class Ranker:
         """Each user's `depth` best movies outside their history row, best first, with the
         scores `scores` gives them: (positions, scores), users x depth, positions -1 (score
         -inf) where the catalog runs out. The build stores these so that a known user's
-        ranking is read, not computed, on a request."""
+        ranking is read, not computed, on a request.
+
+        Each user goes through the one-user scan (`user_best_unseen`'s compiled kernel, which
+        stops where ‖x‖‖y‖ says no later movie can enter), `batch` users a call, the calls
+        spread over the cores (the kernel holds no GIL). On the ml-25m-shaped benchmark's
+        162k users x 59k movies: 2.6 s on 2 cores, against 25.8 s for implicit's blocked
+        top-k, which scores every movie (README, Build). On a GPU, ALS alone goes to
+        implicit's CUDA top-k."""
         depth = min(depth, histories.shape[1])
-        if depth == 0:
-            return np.zeros((len(user_vectors), 0), np.int32), np.zeros((len(user_vectors), 0), np.float32)
-        if self.ease is None or not self.ease_weight:  # a dot product: implicit's top-k
+        users = len(user_vectors)
+        if device == "gpu" and depth and (self.ease is None or not self.ease_weight):
             positions, scores = top_dot(self.als.item_factors, user_vectors, depth, device, exclude=histories)
             return positions, scores * np.float32(self.als_weight)
-        positions = np.full((len(user_vectors), depth), -1, dtype=np.int32)
-        scores = np.full((len(user_vectors), depth), -np.inf, dtype=np.float32)
-        for start in range(0, len(user_vectors), batch):
-            rows = slice(start, start + batch)
-            block = self.scores(user_vectors[rows], histories[rows])
-            seen_rows, seen_cols = histories[rows].nonzero()
-            block[seen_rows, seen_cols] = -np.inf
-            best = top_k(block, depth)
-            positions[rows] = best
-            chosen = np.take_along_axis(block, np.maximum(best, 0), axis=1)
-            scores[rows] = np.where(best >= 0, chosen, -np.inf)
+        positions = np.full((users, depth), -1, dtype=np.int32)
+        scores = np.full((users, depth), -np.inf, dtype=np.float32)
+        if depth == 0 or users == 0:
+            return positions, scores
+        histories = histories.tocsr()
+        indptr = histories.indptr.astype(np.int64)
+        indices = histories.indices.astype(np.int64)
+        vectors = np.ascontiguousarray(user_vectors, dtype=np.float32)
+        tables = self._tables()
+
+        def rank(start: int) -> None:
+            stop = min(start + batch, users)
+            _users_best_unseen(*tables, vectors, indptr, indices, _NO_MASK, positions, scores, start, stop)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(rank, range(0, users, batch)))
         return positions, scores
 
 
@@ -242,6 +254,35 @@ def _user_best_unseen(
     by_position = np.argsort(kept[:size])
     best = by_position[np.argsort(-kept_scores[by_position], kind="mergesort")]
     return kept[best], kept_scores[best]
+
+
+@numba.njit(nogil=True, cache=True)
+def _users_best_unseen(
+    als: ALSTables,
+    ease_csr: EASERows,
+    als_weight: np.float32,
+    ease_weight: np.float32,
+    vectors: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    mask: np.ndarray,
+    positions: np.ndarray,
+    scores: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    """`Ranker.best_unseen` for the users start..stop, compiled: each user's history row (CSR
+    indptr/indices) is both what their EASE part reads and what they have seen; their rows of
+    `positions` and `scores` are filled from the front (the rest stays padding)."""
+    n = positions.shape[1]
+    for user in range(start, stop):
+        history = indices[indptr[user] : indptr[user + 1]]
+        best, best_scores = _user_best_unseen(
+            als, ease_csr, als_weight, ease_weight, vectors[user], history, history, mask, n
+        )
+        for j in range(len(best)):
+            positions[user, j] = best[j]
+            scores[user, j] = best_scores[j]
 
 
 @numba.njit(nogil=True, cache=True)

@@ -202,8 +202,9 @@ def test_similar_movies_match_brute_force_cosine(n: int) -> None:
 
 @pytest.mark.parametrize("blend", [False, True])
 def test_best_unseen_is_the_top_of_the_full_scores(matrix: sp.csr_matrix, blend: bool) -> None:
-    """What the build stores per user equals sorting `Ranker.scores` over every movie the user
-    has not rated, for the ALS-only ranker (implicit's top-k) and the EASE blend (dense)."""
+    """What the build stores per user (the one-user scan, batches of 7 users over threads)
+    equals sorting `Ranker.scores`, the dense product, over every movie the user has not rated,
+    for the ALS-only ranker and the EASE blend."""
     als = _als(matrix)
     ease = fit_ease(matrix, EASEConfig(regularization=50.0)) if blend else None
     ranker = Ranker(als, ease, als_weight=0.7, ease_weight=0.3 if blend else 0.0, scale_max=5.0)
@@ -222,8 +223,8 @@ def test_best_unseen_is_the_top_of_the_full_scores(matrix: sp.csr_matrix, blend:
 @pytest.mark.parametrize("blend", [False, True])
 def test_one_users_best_unseen_equals_their_row_of_a_batch(matrix: sp.csr_matrix, blend: bool) -> None:
     """A request ranks one user in one compiled call (EASE rows added up directly, a heap for
-    the top); the build ranks batches. Both give the same movies and scores, and a mask keeps
-    exactly the best allowed ones."""
+    the top); the build runs the same kernel over batches of users, which must hand each user
+    their own row. A mask keeps exactly the best allowed ones."""
     als = _als(matrix)
     ease = fit_ease(matrix, EASEConfig(regularization=50.0)) if blend else None
     ranker = Ranker(als, ease, 0.6, 0.4 if blend else 0.0, 5.0)

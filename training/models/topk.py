@@ -2,8 +2,9 @@
 
 implicit's top-k (multithreaded C++ on the CPU, a CUDA kernel on the GPU) scores blocks of
 queries against all items and keeps the best k per query, so the dense queries x items matrix
-never exists. Similar movies (unit item vectors as queries) and every user's precomputed
-ranking (user vectors, their rated movies excluded) both go through here.
+never exists. Similar movies (unit item vectors as queries) go through here, and on a GPU every
+user's precomputed ranking too (user vectors, their rated movies excluded; on the CPU the
+norm-bounded scan of training.scoring does that faster).
 """
 
 from __future__ import annotations
