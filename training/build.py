@@ -74,27 +74,20 @@ def build(
 
     # The rating model is independent of the ranking models. Tuning is a grid of small ALS
     # fits that leave cores idle, so the rating model is fitted beside it, in a second thread
-    # (their heavy parts release the GIL): ml-latest-small built in 31-35 s so, 41-44 s one
-    # after the other. One large ALS fit keeps every core busy, and side by side the two fought
-    # over them: the ml-25m-shaped build's ranking stage took 68-87 s, against 63 + 12 s one
-    # after the other (README, Build).
+    # (their heavy parts release the GIL): ml-latest-small built in 31-35 s so, 44 s in turn
+    # (a scratch edit). One large ALS fit keeps every core busy, and side by side the two
+    # fought over them: the ml-25m-shaped build's ranking stage took 68-87 s, against 63 + 12 s
+    # in turn (README, Build). The "rating" lap is what the rating model adds after ranking.
     offset = drift_offset(ratings, config.rating.recent_days)
     fit_rating = partial(RatingPredictor.fit, history, config.rating, scale, offset)
-    if should_tune(config, len(ratings)):
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            rating_future = pool.submit(fit_rating)
-            say("fitting ranking models (and the rating model beside them)")
-            fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say, signals)
-            lap("ranking")
-            rating_model = rating_future.result()
-        lap("rating_wait")
-    else:
-        say("fitting ranking models")
+    beside = should_tune(config, len(ratings))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rating_future = pool.submit(fit_rating) if beside else None
+        say("fitting ranking models" + (" (and the rating model beside them)" if beside else ""))
         fit = fit_ranking(ratings, user_index, movie_index, history, scale, config, say, signals)
         lap("ranking")
-        say("fitting the rating model")
-        rating_model = fit_rating()
-        lap("rating")
+        rating_model = rating_future.result() if rating_future is not None else fit_rating()
+    lap("rating")
 
     say("popularity charts and similar movies")
     stats = movie_stats(ratings, movie_index.ids, config.popularity)
