@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import resource
 import time
@@ -21,7 +22,7 @@ from training.config import BuildConfig
 from training.datasets import Dataset
 from training.interactions import IdIndex, user_item_matrix
 from training.metrics import holdout_split, ranking_metrics, top_lists
-from training.models.als import ALSConfig, ALSModel, confidence
+from training.models.als import ALSConfig, ALSModel
 from training.models.ease import EASEConfig, fit_ease
 from training.models.popularity import charts, movie_stats
 from training.models.predictor import RatingPredictor, drift_offset
@@ -254,7 +255,7 @@ def fit_ranking(
         grow = 1.0 / (1.0 - config.tune.validation_fraction)
         ease_config = ease_config.model_copy(update={"regularization": ease_config.regularization * grow})
         validation["refit_regularization_scale"] = grow
-    als = _fit_als(history, als_config, scale[1], config.device, signals)
+    als = ALSModel.fit_ratings(history, als_config, scale[1], config.device, signals)
     ease = fit_ease(_binary(history), ease_config) if with_ease and weights[1] > 0 else None
     ranker = Ranker(als, ease, weights[0], weights[1] if ease is not None else 0.0, scale[1])
     return RankingFit(ranker, validation, ease_config)
@@ -279,16 +280,16 @@ def tune(
 
     results: list[dict[str, Any]] = []
     best_als: tuple[float, ALSConfig, ALSModel] | None = None
-    for reg in grid.als_regularization:
-        for alpha in grid.als_alpha:
-            update = {"regularization": reg, "alpha": alpha, "factors": grid.als_factors}
-            candidate = config.als.model_copy(update=update)
-            model = _fit_als(train_m, candidate, scale[1], config.device)
-            value = ndcg(_dense_if_small(_als_scorer(model), train_m.shape))
-            results.append({"model": "als", "regularization": reg, "alpha": alpha, "ndcg": value})
-            say(f"  als reg={reg:g} alpha={alpha:g}: nDCG@10 {value:.4f}")
-            if best_als is None or value > best_als[0]:
-                best_als = (value, candidate, model)
+    als_grid = itertools.product(grid.als_activity_exponent, grid.als_regularization, grid.als_alpha)
+    for exponent, reg, alpha in als_grid:
+        point = {"activity_exponent": exponent, "regularization": reg, "alpha": alpha}
+        candidate = config.als.model_copy(update={**point, "factors": grid.als_factors})
+        model = ALSModel.fit_ratings(train_m, candidate, scale[1], config.device)
+        value = ndcg(_dense_if_small(_als_scorer(model), train_m.shape))
+        results.append({"model": "als", **point, "ndcg": value})
+        say(f"  als activity^{exponent:g} reg={reg:g} alpha={alpha:g}: nDCG@10 {value:.4f}")
+        if best_als is None or value > best_als[0]:
+            best_als = (value, candidate, model)
     assert best_als is not None
     als_ndcg, als_config, als_model = best_als
     als_scorer = _dense_if_small(_als_scorer(als_model), train_m.shape)
@@ -346,24 +347,6 @@ def _dense_if_small(scorer: Scorer, shape: tuple[int, int], limit: int = 50_000_
         return scorer
     scores = np.asarray(scorer(np.arange(shape[0])), dtype=np.float32)
     return lambda rows: scores[rows]
-
-
-def _fit_als(
-    matrix: sp.csr_matrix,
-    config: ALSConfig,
-    scale_max: float,
-    device: str,
-    signals: sp.csr_matrix | None = None,
-) -> ALSModel:
-    """ALS on the ratings' confidences, plus 1 + alpha * weight for each event signal (the
-    signals cover only movies the user did not rate)."""
-    conf = matrix.copy()
-    conf.data = confidence(matrix.data, config.weighting, config.alpha, scale_max)
-    if signals is not None and signals.nnz:
-        implicit = signals.copy()
-        implicit.data = (1.0 + config.alpha * signals.data).astype(np.float32)
-        conf = (conf + implicit).tocsr()
-    return ALSModel.fit(conf, config, device="gpu" if device == "gpu" else "cpu")
 
 
 def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:

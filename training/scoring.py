@@ -34,12 +34,14 @@ class Ranker:
     scale_max: float
 
     def confidences(self, ratings: np.ndarray, rated: np.ndarray | None = None) -> np.ndarray:
-        """ALS confidences of a history. Where `rated` is False the value is an event signal's
-        weight times the scale's top (training.signals), weighted by value whatever the
-        weighting: 1 + alpha * weight, as the build fits it."""
+        """ALS confidences of a history, as the build fits them (ALSModel.fit_ratings): the
+        ratings' with the history's activity multiplier (by its number of rated movies), and
+        where `rated` is False an event signal's weight times the scale's top
+        (training.signals), 1 + alpha * weight whatever the weighting."""
         cfg = self.als.config
         values = np.asarray(ratings, np.float32)
-        conf = confidence(values, cfg.weighting, cfg.alpha, self.scale_max)
+        activity = cfg.activity(len(values) if rated is None else int(np.count_nonzero(rated)))
+        conf = confidence(values, cfg.weighting, cfg.alpha, self.scale_max, activity)
         if rated is not None:
             conf = np.where(rated, conf, 1.0 + cfg.alpha * values / self.scale_max).astype(np.float32)
         return conf

@@ -272,7 +272,12 @@ def _fit_ranking(
 ) -> ALSModel:
     """Confidence 1 + alpha * rating / top, as the local engine (MLlib: 1 + alpha * |r|)."""
     cfg = config.als.model_copy(
-        update={"regularization": config.spark.ranking_regularization, "weighted_regularization": True}
+        # MLlib's λ·n penalty in place of the local engine's activity normalisation
+        update={
+            "regularization": config.spark.ranking_regularization,
+            "weighted_regularization": True,
+            "activity_exponent": 0.0,
+        }
     )
     weight = sf.col("rating") / scale_max if cfg.weighting == "rating" else sf.lit(1.0)
     users, items = _mllib_als(

@@ -76,6 +76,35 @@ class TestALS:
         cosine = folded @ trained / (np.linalg.norm(folded) * np.linalg.norm(trained))
         assert cosine > 0.99
 
+    def test_activity_normalisation_is_fitted_and_folded_in_alike(self) -> None:
+        """fit_ratings scales each user's weights by (median / n)^exponent; the ranker's
+        fold-in applies the same multiplier, so it reproduces the lightest and the heaviest
+        trained users, whose factors differ from an unscaled fit's."""
+        rng = np.random.default_rng(3)
+        rated = rng.integers(2, 50, size=80)  # users who rated 2 to 49 of 60 movies
+        rows = np.repeat(np.arange(80), rated)
+        columns = np.concatenate([rng.choice(60, n, replace=False) for n in rated])
+        stars = rng.integers(1, 6, size=len(rows)).astype(np.float32)
+        matrix = sp.csr_matrix((stars, (rows, columns)), shape=(80, 60))
+        config = ALSConfig(factors=8, regularization=1.0, alpha=5.0, activity_exponent=1.0)
+        model = ALSModel.fit_ratings(matrix, config, 5.0)
+        plain = ALSModel.fit_ratings(matrix, config.model_copy(update={"activity_exponent": 0.0}), 5.0)
+        reference = model.config.activity_reference
+        assert reference is not None
+        assert reference == np.median(rated)
+        assert plain.config.activity_reference is None
+        ranker = Ranker(model, None, 1.0, 0.0, 5.0)
+        for user in (int(rated.argmin()), int(rated.argmax())):
+            row = matrix[user]
+            multiplier = reference / len(row.indices)
+            np.testing.assert_allclose(
+                ranker.confidences(row.data), 1 + 5.0 * multiplier * row.data / 5.0, rtol=1e-6
+            )
+            folded = ranker.fold_in(row.indices, row.data)
+            for trained, expected in ((model.user_factors[user], True), (plain.user_factors[user], False)):
+                error = np.linalg.norm(folded - trained) / np.linalg.norm(trained)
+                assert bool(error < 0.05) == expected, (user, error)  # ~0.02 against 0.2-1.1 here
+
     @pytest.mark.parametrize("weighted", [False, True])
     @pytest.mark.parametrize("length", [1, 3, 7, 8, 30])  # below the 8 factors (Woodbury), then not
     def test_fold_in_solves_the_normal_equations(self, length: int, weighted: bool) -> None:

@@ -35,11 +35,29 @@ class ALSConfig(BaseModel):
     # False: implicit's penalty, λ‖x‖². True: λ·n‖x‖² with n the user's number of movies, as
     # Spark MLlib's ALS fits (ALS-WR); a fold-in must use the penalty the factors were fit with.
     weighted_regularization: bool = False
+    # Activity normalisation: a user's rating weights are scaled by (m / n)^activity_exponent,
+    # n the number of movies they rated and m the median n of the users the factors were fit
+    # on (`activity_reference`, set by `ALSModel.fit_ratings`; None: no scaling). A heavy
+    # rater's each rating then counts for less and a light one's for more, so that the movies'
+    # factors are not shaped by a few heavy raters (BM25's length normalisation, for users).
+    activity_exponent: float = Field(0.6, ge=0, le=2)
+    activity_reference: float | None = Field(None, gt=0)
+
+    def activity(self, rated: np.ndarray | int) -> np.ndarray:
+        """The weight multiplier of users who rated `rated` movies (1 without a reference)."""
+        n = np.maximum(np.asarray(rated, dtype=np.float32), 1.0)
+        if self.activity_reference is None or self.activity_exponent == 0:
+            return np.ones_like(n)
+        return ((self.activity_reference / n) ** self.activity_exponent).astype(np.float32)
 
 
-def confidence(ratings: np.ndarray, weighting: str, alpha: float, scale_max: float) -> np.ndarray:
+def confidence(
+    ratings: np.ndarray, weighting: str, alpha: float, scale_max: float, activity: np.ndarray | float = 1.0
+) -> np.ndarray:
+    """1 + alpha * w for each rating, w the rating scaled to (0, 1] ("rating") or 1 ("binary")
+    times the user's `activity` multiplier (ALSConfig.activity)."""
     weight = np.ones_like(ratings) if weighting == "binary" else ratings / scale_max
-    return (1.0 + alpha * weight).astype(np.float32)
+    return (1.0 + alpha * activity * weight).astype(np.float32)
 
 
 def unit_rows(factors: np.ndarray) -> np.ndarray:
@@ -100,8 +118,35 @@ class ALSModel:
         self._eigen_factors = (factors64 @ self._eigenvectors).astype(np.float32)
 
     @classmethod
+    def fit_ratings(
+        cls,
+        ratings: sp.csr_matrix,
+        config: ALSConfig,
+        scale_max: float,
+        device: str = "cpu",
+        signals: sp.csr_matrix | None = None,
+    ) -> ALSModel:
+        """Fit on a users x items matrix of ratings, turned into confidences (`confidence`,
+        with each user's activity multiplier against this matrix's median user), plus
+        1 + alpha * weight for each event signal (weights in (0, 1], on movies the user did
+        not rate; training.signals)."""
+        ratings = ratings.tocsr()
+        rated = np.diff(ratings.indptr)
+        if config.activity_exponent and rated.any():
+            config = config.model_copy(update={"activity_reference": float(np.median(rated[rated > 0]))})
+        conf = ratings.copy()
+        conf.data = confidence(
+            ratings.data, config.weighting, config.alpha, scale_max, np.repeat(config.activity(rated), rated)
+        )
+        if signals is not None and signals.nnz:
+            implicit = signals.copy()
+            implicit.data = (1.0 + config.alpha * signals.data).astype(np.float32)
+            conf = (conf + implicit).tocsr()
+        return cls.fit(conf, config, device)
+
+    @classmethod
     def fit(cls, confidence_matrix: sp.csr_matrix, config: ALSConfig, device: str = "cpu") -> ALSModel:
-        """Fit on a users x items matrix of confidences (see `confidence`)."""
+        """Fit on a users x items matrix of confidences (`fit_ratings` makes them)."""
         from implicit.als import AlternatingLeastSquares
 
         with threadpool_limits(1, "blas"):  # implicit checks (and warns) in its constructor
