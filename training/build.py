@@ -280,8 +280,9 @@ def tune(
 
     results: list[dict[str, Any]] = []
     best_als: tuple[float, ALSConfig, ALSModel] | None = None
-    als_grid = itertools.product(grid.als_activity_exponent, grid.als_regularization, grid.als_alpha)
-    for exponent, reg, alpha in als_grid:
+
+    def try_als(exponent: float, reg: float, alpha: float) -> None:
+        nonlocal best_als
         point = {"activity_exponent": exponent, "regularization": reg, "alpha": alpha}
         candidate = config.als.model_copy(update={**point, "factors": grid.als_factors})
         model = ALSModel.fit_ratings(train_m, candidate, scale[1], config.device)
@@ -290,7 +291,16 @@ def tune(
         say(f"  als activity^{exponent:g} reg={reg:g} alpha={alpha:g}: nDCG@10 {value:.4f}")
         if best_als is None or value > best_als[0]:
             best_als = (value, candidate, model)
+
+    # The penalty and weight are tuned at the first activity exponent, the other exponents
+    # tried at the chosen pair: one fit each instead of a whole grid.
+    first, *others = grid.als_activity_exponent
+    for reg, alpha in itertools.product(grid.als_regularization, grid.als_alpha):
+        try_als(first, reg, alpha)
     assert best_als is not None
+    chosen = best_als[1]
+    for exponent in others:
+        try_als(exponent, chosen.regularization, chosen.alpha)
     als_ndcg, als_config, als_model = best_als
     als_scorer = _dense_if_small(_als_scorer(als_model), train_m.shape)
 

@@ -26,9 +26,10 @@ class TuneConfig(BaseModel):
     seed: int = 1
     als_regularization: list[float] = [10.0, 30.0, 100.0]
     als_alpha: list[float] = [2.0, 5.0, 10.0]
-    # ALSConfig.activity_exponent: 0 (none) or 0.6 (best of 0.3-1.0 on ml-latest-small's
-    # validation splits, README Evaluation)
-    als_activity_exponent: list[float] = [0.0, 0.6]
+    # ALSConfig.activity_exponent: the penalty x alpha grid runs at the first, the others are
+    # tried at the chosen pair. 0.6: best of 0.3-1.0 on ml-latest-small's validation splits
+    # (README, Evaluation); 0: none.
+    als_activity_exponent: list[float] = Field([0.6, 0.0], min_length=1)
     ease_regularization: list[float] = [200.0, 500.0, 1000.0]
     blend_als_weight: list[float] = [0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 1.0]
 
