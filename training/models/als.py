@@ -43,12 +43,17 @@ class ALSConfig(BaseModel):
     activity_exponent: float = Field(0.6, ge=0, le=2)
     activity_reference: float | None = Field(None, gt=0)
 
-    def activity(self, rated: np.ndarray | int) -> np.ndarray:
-        """The weight multiplier of users who rated `rated` movies (1 without a reference)."""
-        n = np.maximum(np.asarray(rated, dtype=np.float32), 1.0)
-        if self.activity_reference is None or self.activity_exponent == 0:
-            return np.ones_like(n)
-        return ((self.activity_reference / n) ** self.activity_exponent).astype(np.float32)
+    def activity(self, rated: int) -> float:
+        """The weight multiplier of a user who rated `rated` movies (1 without a reference)."""
+        if self.activity_reference is None or not self.activity_exponent:
+            return 1.0
+        return float((self.activity_reference / max(rated, 1)) ** self.activity_exponent)
+
+    def activities(self, rated: np.ndarray) -> np.ndarray:
+        """`activity` for each count in `rated` (float32)."""
+        if self.activity_reference is None or not self.activity_exponent:
+            return np.ones(len(rated), dtype=np.float32)
+        return ((self.activity_reference / np.maximum(rated, 1)) ** self.activity_exponent).astype(np.float32)
 
 
 def confidence(
@@ -135,9 +140,8 @@ class ALSModel:
         if config.activity_exponent and rated.any():
             config = config.model_copy(update={"activity_reference": float(np.median(rated[rated > 0]))})
         conf = ratings.copy()
-        conf.data = confidence(
-            ratings.data, config.weighting, config.alpha, scale_max, np.repeat(config.activity(rated), rated)
-        )
+        activity = np.repeat(config.activities(rated), rated)
+        conf.data = confidence(ratings.data, config.weighting, config.alpha, scale_max, activity)
         if signals is not None and signals.nnz:
             implicit = signals.copy()
             implicit.data = (1.0 + config.alpha * signals.data).astype(np.float32)
