@@ -326,7 +326,7 @@ def tune(
         "protocol": f"holdout {grid.validation_fraction:g} per user, seed {grid.seed}",
         "ndcg@10": {"served": best_blend, "als": als_ndcg, "popularity": pop_ndcg},
         "chosen": {
-            "als": als_config.model_dump(mode="json"),
+            "als": als_config.model_dump(mode="json", exclude={"activity_reference"}),  # set by the refit
             "ease_regularization": ease_config.regularization if weights[1] else None,
             "als_weight": weights[0],
             "ease_weight": weights[1],
