@@ -73,15 +73,10 @@ def build(
     scale = dataset.rating_scale
     lap("index")
 
-    # The rating model is independent of the ranking models. Tuning is a grid of small ALS
-    # fits that leave cores idle, so the rating model is fitted beside it, in a second thread
-    # (their heavy parts release the GIL): ml-latest-small built in 31-35 s so, 44 s in turn
-    # (a scratch edit). One large ALS fit keeps every core busy, and side by side the two
-    # fought over them: the ml-25m-shaped build's ranking stage took 68-87 s, against 63 + 12 s
-    # in turn (README, Build). The "rating" lap is what the rating model adds after ranking.
+    # The "rating" lap is what the rating model adds after ranking.
     offset = drift_offset(ratings, config.rating.recent_days)
     fit_rating = partial(RatingPredictor.fit, history, config.rating, scale, offset)
-    beside = should_tune(config, len(ratings))
+    beside = rating_beside_ranking(config, len(ratings))
     with ThreadPoolExecutor(max_workers=1) as pool:
         rating_future = pool.submit(fit_rating) if beside else None
         say("fitting ranking models" + (" (and the rating model beside them)" if beside else ""))
@@ -220,6 +215,19 @@ def use_ease(config: BuildConfig, n_items: int) -> bool:
     if config.use_ease == "auto":
         return n_items <= 4 * config.ease.max_items  # cube cost: only for moderate catalogs
     return config.use_ease == "on"
+
+
+def rating_beside_ranking(config: BuildConfig, n_ratings: int) -> bool:
+    """Whether the rating model (independent of the ranking models) is fitted in a second
+    thread beside them; their heavy parts release the GIL.
+
+    Yes while the ranking stage leaves cores idle: tuning is a grid of small ALS fits
+    (ml-latest-small built in 31-35 s so, 44 s in turn, a scratch edit), and a GPU fit leaves
+    every core idle (the ml-25m-shaped build saves the rating model's 2.4 s, README, Build).
+    No for one large ALS fit on the CPU, which keeps every core busy: side by side the two
+    fought over them, and the ml-25m-shaped build's ranking stage took 68-87 s, against
+    63 + 12 s in turn."""
+    return should_tune(config, n_ratings) or config.device == "gpu"
 
 
 def should_tune(config: BuildConfig, n_ratings: int) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.build import build
+from training.build import build, rating_beside_ranking
 from training.bundle import CURRENT, FORMAT_VERSION, MANIFEST, BundleError, read_bundle
 from training.config import BuildConfig, TuneConfig
 from training.datasets import load_dataset
@@ -105,3 +105,19 @@ def test_bundle_has_no_pickles(built: Path) -> None:
             loaded = np.load(path, allow_pickle=False)  # raises on object arrays
             if hasattr(loaded, "close"):
                 loaded.close()
+
+
+@pytest.mark.parametrize(
+    ("device", "n_ratings", "beside"),
+    [
+        ("cpu", 1_000, True),  # tuned: the grid's small fits leave cores idle
+        ("cpu", 2_000_000, False),  # one large CPU fit keeps every core busy
+        ("gpu", 2_000_000, True),  # a GPU fit leaves every core idle
+        ("gpu", 1_000, True),
+    ],
+)
+def test_rating_model_goes_beside_ranking_while_cores_are_idle(
+    device: str, n_ratings: int, beside: bool
+) -> None:
+    config = BuildConfig(device=device, tune=TuneConfig(max_ratings=1_500_000))
+    assert rating_beside_ranking(config, n_ratings) is beside
