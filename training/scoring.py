@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from training.models.als import ALSModel, confidence, fold_in_low_rank
+from training.models.als import ALSModel, confidence, event_confidence, fold_in_low_rank
 from training.models.topk import top_dot
 
 # The arrays a compiled ranking reads (Ranker._tables): the ALS side (item factors, the
@@ -43,7 +43,7 @@ class Ranker:
         activity = cfg.activity(len(values) if rated is None else int(np.count_nonzero(rated)))
         conf = confidence(values, cfg.weighting, cfg.alpha, self.scale_max, activity)
         if rated is not None:
-            conf = np.where(rated, conf, 1.0 + cfg.alpha * values / self.scale_max).astype(np.float32)
+            conf = np.where(rated, conf, event_confidence(values / self.scale_max, cfg.alpha))
         return conf
 
     def fold_in(self, items: np.ndarray, ratings: np.ndarray, rated: np.ndarray | None = None) -> np.ndarray:

@@ -105,6 +105,42 @@ class TestALS:
                 error = np.linalg.norm(folded - trained) / np.linalg.norm(trained)
                 assert bool(error < 0.05) == expected, (user, error)  # ~0.02 against 0.2-1.1 here
 
+    def test_event_signals_are_fitted_and_folded_in_alike(self) -> None:
+        """Events (weights on movies the user did not rate) get 1 + alpha * weight in the fit
+        and in the ranker's fold-in, with no activity multiplier, which counts rated movies
+        only: the lightest and the heaviest users' ratings plus events fold in to their trained
+        factors, and would not if the events were read as ratings."""
+        rng = np.random.default_rng(5)
+        rated = rng.integers(2, 40, size=80)  # users who rated 2 to 39 of 60 movies
+        picks = [rng.choice(60, n + 3, replace=False) for n in rated]  # rated, then 3 events
+        users = np.arange(80)
+        stars = rng.integers(1, 6, size=int(rated.sum())).astype(np.float32)
+        ratings = sp.csr_matrix(
+            (stars, (np.repeat(users, rated), np.concatenate([p[:-3] for p in picks]))), shape=(80, 60)
+        )
+        weights = rng.choice([0.25, 1.0], size=240)
+        signals = sp.csr_matrix(
+            (weights, (np.repeat(users, 3), np.concatenate([p[-3:] for p in picks]))), shape=(80, 60)
+        )
+        config = ALSConfig(factors=8, regularization=1.0, alpha=5.0, activity_exponent=1.0)
+        model = ALSModel.fit_ratings(ratings, config, 5.0, signals=signals)
+        ranker = Ranker(model, None, 1.0, 0.0, 5.0)
+        for user in (int(rated.argmin()), int(rated.argmax())):
+            stars_row, events = ratings[user], signals[user]
+            items = np.concatenate([stars_row.indices, events.indices])
+            values = np.concatenate([stars_row.data, events.data * 5.0])  # an event's weight x top
+            mask = np.arange(len(items)) < stars_row.nnz
+            conf = ranker.confidences(values, mask)
+            np.testing.assert_allclose(conf[~mask], 1 + 5.0 * events.data, rtol=1e-6)
+            multiplier = model.config.activity(stars_row.nnz)
+            np.testing.assert_allclose(conf[mask], confidence(stars_row.data, "rating", 5.0, 5.0, multiplier))
+            trained = model.user_factors[user]
+            error = np.linalg.norm(ranker.fold_in(items, values, mask) - trained) / np.linalg.norm(trained)
+            assert error < 0.05, (user, error)  # ~0.01 here
+            if user == int(rated.argmin()):  # ~0.23 with the events read as ratings
+                as_ratings = ranker.fold_in(items, values)
+                assert np.linalg.norm(as_ratings - trained) / np.linalg.norm(trained) > 0.1
+
     @pytest.mark.parametrize("weighted", [False, True])
     @pytest.mark.parametrize("length", [1, 3, 7, 8, 30])  # below the 8 factors (Woodbury), then not
     def test_fold_in_solves_the_normal_equations(self, length: int, weighted: bool) -> None:

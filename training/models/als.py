@@ -65,6 +65,12 @@ def confidence(
     return (1.0 + alpha * activity * weight).astype(np.float32)
 
 
+def event_confidence(weights: np.ndarray, alpha: float) -> np.ndarray:
+    """1 + alpha * weight for each event signal (weights in (0, 1], training.signals): no
+    activity multiplier and the same whatever the weighting."""
+    return (1.0 + alpha * weights).astype(np.float32)
+
+
 def unit_rows(factors: np.ndarray) -> np.ndarray:
     """Each row scaled to unit length (float32), so that dot products are cosines; a zero row
     stays zero."""
@@ -144,7 +150,7 @@ class ALSModel:
         conf.data = confidence(ratings.data, config.weighting, config.alpha, scale_max, activity)
         if signals is not None and signals.nnz:
             implicit = signals.copy()
-            implicit.data = (1.0 + config.alpha * signals.data).astype(np.float32)
+            implicit.data = event_confidence(signals.data, config.alpha)
             conf = (conf + implicit).tocsr()
         return cls.fit(conf, config, device)
 
