@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Load run: uvicorn on loopback, wrk with 64 connections against /health and each main
-# endpoint in the same run; prints requests/s, p50/p99, errors, the ratio to /health and the
-# event loop's CPU time per request (the server's main thread, which holds the GIL).
+# endpoint in the same run; prints requests/s, p50/p99, errors, the ratio to /health (measured
+# just before and after each row) and the event loop's CPU time per request (the server's
+# main thread, which holds the GIL).
 #
 #   bench/load.sh [ARTIFACTS_DIR] [SECONDS]      (defaults: artifacts, 30)
 #
-# ONLY=REGEX runs only the rows whose label matches it, besides the two /health rows (e.g.
-# ONLY='new|visitors' for an A/B of the visitor endpoint).
+# ONLY=REGEX runs only the rows whose label matches it, besides the first /health row and the
+# /health run after each row (e.g. ONLY='new|visitors' for an A/B of the visitor endpoint).
+# BRACKET=SECONDS sets how long that /health run after each row lasts (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARTIFACTS=${1:-artifacts}
@@ -88,31 +90,53 @@ LUA
 # throughput, and it moves less with the host's load than requests/s do.
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 loop_cpu() { awk '{print $14 + $15}' "/proc/$SERVER/task/$SERVER/stat"; }
-baseline=""
+# Each row's ratio is to /health measured just before and just after it (BRACKET seconds each,
+# default 10; the first /health row serves as the first "before"): this host's throughput has
+# drifted by 20 % within one run, and a ratio to the first /health alone charges that drift to
+# the rows that come late. The ratio to the first /health row is printed beside it.
+BRACKET=${BRACKET:-10}
+first=""   # the first /health row's requests/s
+before=""  # the latest /health bracket's
+measure() {  # url script seconds: prints "requests/s|p50|p99|loop us a request|errors"
+  local url=$1 script=$2 seconds=$3 out cpu_before cpu_after rps
+  cpu_before=$(loop_cpu)
+  out=$(wrk -t2 -c64 -d"${seconds}s" --latency ${script:+-s "$script"} "http://127.0.0.1:$PORT$url")
+  cpu_after=$(loop_cpu)
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  printf '%s|%s|%s|%s|%s\n' "$rps" "$(awk '$1=="50%" {print $2}' <<<"$out")" \
+    "$(awk '$1=="99%" {print $2}' <<<"$out")" \
+    "$(echo "($cpu_after - $cpu_before) * $TICK_US / ($rps * $seconds)" | bc -l)" \
+    "$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')"
+}
+line() {  # label, measure's output, the ratios' text
+  local rps p50 p99 loop_us errors
+  IFS='|' read -r rps p50 p99 loop_us errors <<<"$2"
+  printf '%-46s %10s req/s  p50 %8s  p99 %8s  %s  loop %4.0f us/req  %s\n' \
+    "$1" "$rps" "$p50" "$p99" "$3" "$loop_us" "${errors:-no errors}"
+}
 run() {
-  local label=$1 url=$2 script=${3:-}
-  local out
-  if [[ -n "${ONLY:-}" && "$label" != "GET /health"* && ! "$label" =~ $ONLY ]]; then
+  local label=$1 url=$2 script=${3:-} figures health rps around
+  if [[ -n "${ONLY:-}" && "$label" != "GET /health" && ! "$label" =~ $ONLY ]]; then
     return
   fi
   # A short run first, not counted: the figures are the steady state (users' first requests
   # are timed by bench.api), and each endpoint starts from the same warm server.
   wrk -t2 -c64 -d"${WARM_UP}s" ${script:+-s "$script"} "http://127.0.0.1:$PORT$url" >/dev/null
-  local cpu_before cpu_after
-  cpu_before=$(loop_cpu)
-  out=$(wrk -t2 -c64 -d"${SECONDS_EACH}s" --latency ${script:+-s "$script"} "http://127.0.0.1:$PORT$url")
-  cpu_after=$(loop_cpu)
-  local rps p50 p99 errors loop_us
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  baseline=${baseline:-$rps}
-  loop_us=$(echo "($cpu_after - $cpu_before) * $TICK_US / ($rps * $SECONDS_EACH)" | bc -l)
-  printf '%-46s %10s req/s  p50 %8s  p99 %8s  x%.2f of /health  loop %4.0f us/req  %s\n' \
-    "$label" "$rps" "$p50" "$p99" "$(echo "$rps / $baseline" | bc -l)" "$loop_us" "${errors:-no errors}"
+  figures=$(measure "$url" "$script" "$SECONDS_EACH")
+  rps=${figures%%|*}
+  if [[ -z "$first" ]]; then  # the first /health row: the first "before"
+    first=$rps before=$rps
+    line "$label" "$figures" "x1.00 of /health"
+    return
+  fi
+  health=$(measure /health "" "$BRACKET")
+  around=$(echo "($before + ${health%%|*}) / 2" | bc -l)
+  line "$label" "$figures" "$(printf 'x%.2f of /health around it (x%.2f of the first)' \
+    "$(echo "$rps / $around" | bc -l)" "$(echo "$rps / $first" | bc -l)")"
+  line "  then GET /health, ${BRACKET}s" "$health" ""
+  before=${health%%|*}
 }
-echo "wrk: 64 connections, ${SECONDS_EACH}s each after ${WARM_UP}s of warm-up, bundle $ARTIFACTS"
+echo "wrk: 64 connections, ${SECONDS_EACH}s each after ${WARM_UP}s of warm-up, /health for ${BRACKET}s after each row, bundle $ARTIFACTS"
 run "GET /health" "/health"
 run "GET /trending" "/trending?k=10"
 run "GET /top-rated" "/top-rated?k=10"
@@ -122,9 +146,6 @@ run "GET /users/{id}/because-you-watched" / "$(user_script 'because-you-watched?
 run "GET /users/{id}/home" / "$(user_script home home)"
 run "POST /recommendations (1,000 visitors)" / /tmp/cinerec-visitors.lua
 run "POST /recommendations (every body new)" / /tmp/cinerec-new-visitors.lua
-# /health once more: how far the host itself drifted during the run (its ratio to the first
-# /health). Runs on this shared 2-core host have differed by 20% minutes apart.
-run "GET /health again (the host's drift)" "/health"
 
 # The same load on a user's recommendations while the bundle is reloaded every 2 s: zero
 # failed requests expected (the new bundle is verified beside the old one, then swapped).
@@ -134,8 +155,11 @@ if [[ -n "${ONLY:-}" && ! "$RELOAD_ROW" =~ $ONLY ]]; then
 fi
 RELOADS=$(mktemp)
 (
+    # Reloads during the warm-up and the measured row only, not the /health run after it: the
+    # last one starts at least 3 s before the row ends (one takes ~1-2 s on ml-latest-small).
+    stop=$((SECONDS + WARM_UP + SECONDS_EACH - 3))
     sleep 1
-    while sleep 2; do
+    while sleep 2 && ((SECONDS < stop)); do
         if curl -sf -XPOST "127.0.0.1:$PORT/admin/reload" ${API_KEY:+-H "X-API-Key: $API_KEY"} >/dev/null; then
             echo ok >>"$RELOADS"
         else
