@@ -270,16 +270,20 @@ def _factors(frame: DataFrame, rows: int, rank: int) -> np.ndarray:
 def _fit_ranking(
     indexed: DataFrame, config: BuildConfig, scale_max: float, n_users: int, n_movies: int
 ) -> ALSModel:
-    """Confidence 1 + alpha * rating / top, as the local engine (MLlib: 1 + alpha * |r|)."""
+    """Confidence 1 + alpha * a_u * rating / top, as the local engine (ALSModel.fit_ratings;
+    MLlib: 1 + alpha * |r|): a_u is the user's activity multiplier, (m / n_u)^β with n_u
+    their number of ratings and m the median of the users'. MLlib's penalty is λ·n
+    (`weighted_regularization`), on its own scale (`spark.ranking_regularization`)."""
     cfg = config.als.model_copy(
-        # MLlib's λ·n penalty in place of the local engine's activity normalisation
-        update={
-            "regularization": config.spark.ranking_regularization,
-            "weighted_regularization": True,
-            "activity_exponent": 0.0,
-        }
+        update={"regularization": config.spark.ranking_regularization, "weighted_regularization": True}
     )
     weight = sf.col("rating") / scale_max if cfg.weighting == "rating" else sf.lit(1.0)
+    if cfg.activity_exponent:
+        rated = indexed.groupBy("u").agg(sf.count(sf.lit(1)).alias("n"))
+        (reference,) = rated.agg(sf.median("n")).collect()[0]  # as numpy's: the middle two's mean
+        cfg = cfg.model_copy(update={"activity_reference": float(reference)})
+        indexed = indexed.join(rated, "u")
+        weight = weight * sf.pow(sf.lit(reference) / sf.col("n"), sf.lit(cfg.activity_exponent))
     users, items = _mllib_als(
         indexed.withColumn("w", weight), "w", (n_users, n_movies), cfg, alpha=cfg.alpha, implicitPrefs=True
     )

@@ -18,7 +18,8 @@ from training.config import BuildConfig, SparkConfig, TuneConfig
 from training.datasets import load_dataset
 from training.evaluate import bundle_ndcg
 from training.metrics import holdout_split, top_lists
-from training.models.als import ALSConfig
+from training.models.als import ALSConfig, ALSModel
+from training.scoring import Ranker
 
 pytest.importorskip("pyspark", reason="the spark group is not installed (make spark)")
 
@@ -156,3 +157,36 @@ async def test_the_spark_bundle_serves(bundles: tuple[Bundle, Bundle, Path], tmp
             json={"ratings": [{"movie_id": m, "rating": 5} for m in (1, 3, 5, 7)], "k": 10},
         )
         assert sum(m["movie_id"] % 2 == 1 for m in folded.json()["items"]) >= 8
+
+
+def test_activity_normalisation_is_fitted_and_folded_in_alike(spark: SparkSession, tmp_path: Path) -> None:
+    """MLlib's ALS gets the local engine's activity multiplier, (m / n)^β on each user's
+    weights (m: the median user's number of ratings), and the bundle records m: the lightest and
+    the heaviest trained users fold in where training put them, and would not without it."""
+    directory = write_movielens_csv(tmp_path / "varied", n_users=60, n_movies=40)
+    ratings = pd.read_csv(directory / "ratings.csv")
+    keep = ratings.groupby("userId").cumcount() < 2 + ratings["userId"] % 11  # 2 to 12 ratings
+    ratings[keep].to_csv(directory / "ratings.csv", index=False)
+    built = read_bundle(build_spark(spark, str(directory), tmp_path / "out", CONFIG))
+    als, history = built.ranker.als, built.history
+    counts = np.diff(history.indptr)
+    assert als.config.activity_exponent == CONFIG.als.activity_exponent > 0
+    assert als.config.activity_reference == np.median(counts)
+    plain = Ranker(
+        ALSModel(
+            als.config.model_copy(update={"activity_exponent": 0.0}), als.user_factors, als.item_factors
+        ),
+        None,
+        1.0,
+        0.0,
+        built.ranker.scale_max,
+    )
+    for row in (int(counts.argmin()), int(counts.argmax())):
+        items = history.indices[history.indptr[row] : history.indptr[row + 1]]
+        stars = history.data[history.indptr[row] : history.indptr[row + 1]]
+        trained = als.user_factors[row]
+        errors = [
+            np.linalg.norm(ranker.fold_in(items, stars) - trained) / np.linalg.norm(trained)
+            for ranker in (built.ranker, plain)
+        ]
+        assert errors[0] < 0.05 < errors[1], (row, counts[row], errors)  # ~1e-7 against 0.09-0.2

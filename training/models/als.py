@@ -37,9 +37,10 @@ class ALSConfig(BaseModel):
     weighted_regularization: bool = False
     # Activity normalisation: a user's rating weights are scaled by (m / n)^activity_exponent,
     # n the number of movies they rated and m the median n of the users the factors were fit
-    # on (`activity_reference`, set by `ALSModel.fit_ratings`; None: no scaling). A heavy
-    # rater's each rating then counts for less and a light one's for more, so that the movies'
-    # factors are not shaped by a few heavy raters (BM25's length normalisation, for users).
+    # on (`activity_reference`, set by `ALSModel.fit_ratings` or the Spark engine; None: no
+    # scaling). A heavy rater's each rating then counts for less and a light one's for more,
+    # so that the movies' factors are not shaped by a few heavy raters (BM25's length
+    # normalisation, for users).
     activity_exponent: float = Field(0.6, ge=0, le=2)
     activity_reference: float | None = Field(None, gt=0)
 
