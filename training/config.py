@@ -45,6 +45,10 @@ class SparkConfig(BaseModel):
     # implicit's λ, so the ranking model has its own value on that scale. 0.1-0.2 matched the
     # local engine's defaults on ml-latest-small (bench/spark.py); 0.05 and 0.5 were worse.
     ranking_regularization: float = Field(0.15, gt=0)
+    # The confidence's alpha for MLlib, which suits another value with that penalty: on
+    # ml-latest-small (bench/spark.py, activity exponent 0.6) alpha 2 read nDCG@10 0.3637 at
+    # 0.15, alpha 5 (the local engine's default) 0.3511 at 0.15 and 0.3601 at 0.3.
+    ranking_alpha: float = Field(2.0, ge=0)
 
 
 class BuildConfig(BaseModel):

@@ -273,9 +273,14 @@ def _fit_ranking(
     """Confidence 1 + alpha * a_u * rating / top, as the local engine (ALSModel.fit_ratings;
     MLlib: 1 + alpha * |r|): a_u is the user's activity multiplier, (m / n_u)^β with n_u
     their number of ratings and m the median of the users'. MLlib's penalty is λ·n
-    (`weighted_regularization`), on its own scale (`spark.ranking_regularization`)."""
+    (`weighted_regularization`), on its own scale (`spark.ranking_regularization`), and alpha
+    is the Spark engine's own (`spark.ranking_alpha`)."""
     cfg = config.als.model_copy(
-        update={"regularization": config.spark.ranking_regularization, "weighted_regularization": True}
+        update={
+            "regularization": config.spark.ranking_regularization,
+            "weighted_regularization": True,
+            "alpha": config.spark.ranking_alpha,
+        }
     )
     weight = sf.col("rating") / scale_max if cfg.weighting == "rating" else sf.lit(1.0)
     if cfg.activity_exponent:

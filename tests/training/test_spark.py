@@ -32,7 +32,7 @@ from training.spark import build_spark, session
 # ml-latest-small, underfits this tiny fixture: group precision 0.91 instead of 1.0).
 CONFIG = BuildConfig(
     als=ALSConfig(factors=8, iterations=10, alpha=5.0),
-    spark=SparkConfig(ranking_regularization=1.0),
+    spark=SparkConfig(ranking_regularization=1.0, ranking_alpha=5.0),
     tune=TuneConfig(enabled="off"),
     use_ease="off",
     similar_min_ratings=1,

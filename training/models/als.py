@@ -28,7 +28,9 @@ class ALSConfig(BaseModel):
 
     factors: int = Field(64, ge=1, le=1024)
     regularization: float = Field(30.0, gt=0)
-    alpha: float = Field(2.0, ge=0)
+    # 5: what tuning picks with the activity exponent 0.6 on ml-latest-small; untuned builds
+    # (data over TuneConfig.max_ratings) use it (README, Training).
+    alpha: float = Field(5.0, ge=0)
     iterations: int = Field(15, ge=1, le=200)
     weighting: Literal["binary", "rating"] = "rating"
     random_state: int = 0
