@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.synthetic import generate
+from bench.synthetic import scaled_down
 from training.build import build
 from training.bundle import read_bundle
 from training.config import BuildConfig, TuneConfig
@@ -61,8 +61,7 @@ def main() -> None:
     if args.data:
         dataset = load_dataset(args.data)
     else:
-        users, movies = max(1000, args.ratings // 120), max(500, args.ratings // 340)
-        dataset = load_dataset(generate(work / "synthetic", users, movies, args.ratings))
+        dataset = load_dataset(scaled_down(work / "synthetic", args.ratings))
     train, test = holdout_split(dataset.ratings, 0.2, 0)
     data = write_movielens(train, dataset.movies, work / "train")
     config = BuildConfig(tune=TuneConfig(enabled="off"), use_ease="off")

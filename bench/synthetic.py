@@ -63,6 +63,12 @@ def generate(
     return out
 
 
+def scaled_down(out: Path, ratings: int) -> Path:
+    """The same shape at `ratings` ratings, users and movies scaled with it (the comparison
+    benchmarks' default data)."""
+    return generate(out, max(1000, ratings // 120), max(500, ratings // 340), ratings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
