@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 from cachetools import LRUCache
 from fastapi import Depends, Request
 
@@ -40,9 +39,9 @@ class Services:
     # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
     # token. A reload makes new Services, so none outlives its bundle.
     rendered: LRUCache[Hashable, bytes]
-    # Visitors' answers, computed in the thread pool in batches: one hop for the visitors that
-    # arrive together, their compiled work (Ranker.visitor_best) beside the event loop.
-    visitors: Batcher[[np.ndarray, np.ndarray, int, Filters], list[dict[str, Any]]]
+    # Visitors' answers, computed and encoded in the thread pool in batches: one hop for the
+    # visitors that arrive together, their compiled work (Ranker.visitor_best) beside the event loop.
+    visitors: Batcher[[Mapping[int, float], int, Filters], bytes]
 
     @classmethod
     def create(
@@ -77,7 +76,7 @@ class Services:
             feedback,
             rankings,
             rendered_cache(rendered_bytes),
-            Batcher(recommender.for_visitor),
+            Batcher(recommender.visitor_answer),
         )
 
 

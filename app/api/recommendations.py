@@ -10,9 +10,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import TOO_LARGE, UNKNOWN_MOVIES, JSONRoute, check_genre, render, rendered
+from app.api.common import TOO_LARGE, UNKNOWN_MOVIES, JSONRoute, check_genre, keep, rendered
 from app.deps import ServicesDep
-from app.errors import RatingOffScale
 from app.schemas import PredictionRequest, PredictionResponse, VisitorRecommendations, VisitorRequest
 from app.services.catalog import Filters
 
@@ -38,15 +37,13 @@ async def visitor_recommendations(body: VisitorRequest, services: ServicesDep) -
     key = ("visitor", tuple(sorted(rated.items())), body.k, filters)
     if (answer := rendered(services.rendered, key)) is not None:
         return answer
-    positions = services.catalog.positions(list(rated))
-    RatingOffScale.check(rated.items(), services.recommender.scale, stored=False)
     check_genre(services.catalog, body.genre, "body")
-    ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
-    # Only the fold-in and the ranking leave the event loop (a plain `def` route would send
-    # the whole route, body handling and rendering included, to the thread pool), in one
-    # batch with the other visitors that arrive meanwhile (Services.visitors).
-    items = await services.visitors(positions, ratings, body.k, filters)
-    return render({"items": items}, services.rendered, key)
+    # The rest leaves the event loop: the movies' positions and the ratings' check, the
+    # fold-in, the ranking and the answer's encoding (a plain `def` route would send the
+    # whole route, body handling included, to the thread pool), in one batch with the other
+    # visitors that arrive meanwhile (Services.visitors).
+    encoded = await services.visitors(rated, body.k, filters)
+    return keep(encoded, services.rendered, key)
 
 
 @router.post(

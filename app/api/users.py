@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, MutableMapping
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.common import FiltersDep, JSONRoute, KQuery, check_genre, render, rendered
+from app.api.common import FiltersDep, JSONRoute, KQuery, check_genre, encoded, keep, render, rendered
 from app.deps import Services, ServicesDep
 from app.schemas import BecauseYouWatched, HomePage, UserRecommendations
 from app.services.home import home_page
@@ -49,7 +50,8 @@ async def recommendations(
     check_genre(services.catalog, filters.genre)
     result = services.recommender.from_ranking(user_id, ranking, k, filters)
     if result is None:  # the filters reach deeper than the ranking: score the catalog
-        result = await run_in_threadpool(services.recommender.answer, user_id, ranking, k, filters)
+        compute = partial(services.recommender.answer, user_id, ranking, k, filters)
+        return keep(await run_in_threadpool(encoded, compute), answers, key)
     return render(result, answers, key)
 
 
@@ -71,10 +73,14 @@ async def because_you_watched(
     answers, key = _kept(services, ranking, "because-you-watched", rows, k)
     if (answer := rendered(answers, key)) is not None:
         return answer
-    result = []
-    if ranking is not None:
-        result = await run_in_threadpool(services.recommender.because_you_watched, ranking.history, rows, k)
-    return render({"user_id": user_id, "rows": result}, answers, key)
+    if ranking is None:
+        return render({"user_id": user_id, "rows": []}, answers, key)
+    history = ranking.history
+
+    def compute() -> dict[str, Any]:
+        return {"user_id": user_id, "rows": services.recommender.because_you_watched(history, rows, k)}
+
+    return keep(await run_in_threadpool(encoded, compute), answers, key)
 
 
 @router.get(
@@ -89,5 +95,8 @@ async def home(user_id: UserPath, services: ServicesDep) -> Response:
     answers, key = _kept(services, ranking, "home")
     if (answer := rendered(answers, key)) is not None:
         return answer
-    rows = await run_in_threadpool(home_page, services.recommender, services.home, user_id, ranking)
-    return render({"user_id": user_id, "rows": rows}, answers, key)
+
+    def compute() -> dict[str, Any]:
+        return {"user_id": user_id, "rows": home_page(services.recommender, services.home, user_id, ranking)}
+
+    return keep(await run_in_threadpool(encoded, compute), answers, key)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from cachetools import Cache, LRUCache, TTLCache
 
+from app.errors import RatingOffScale
 from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
 from training.bundle import Bundle
@@ -262,6 +264,17 @@ class Recommender:
         chosen = keep[:k]
         items = self._items(ranking.positions[chosen], ranking.scores[chosen], ranking.because[chosen])
         return {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
+
+    def visitor_answer(self, rated: Mapping[int, float], k: int, filters: Filters) -> bytes:
+        """POST /recommendations' answer for a visitor's ratings by movie id, encoded:
+        `{"items": for_visitor(...)}`. Unknown movies raise UnknownMovies, ratings off the
+        scale RatingOffScale. Made in the thread pool (Services.visitors), so that the event
+        loop only hands the bytes over: here the cards are encoded where they were just built
+        (app.api.common.encoded says why)."""
+        positions = self.catalog.positions(list(rated))
+        RatingOffScale.check(rated.items(), self.scale, stored=False)
+        ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
+        return orjson.dumps({"items": self.for_visitor(positions, ratings, k, filters)})
 
     def for_visitor(
         self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
