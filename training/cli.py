@@ -204,6 +204,10 @@ def evaluate(
         table.add_column("RMSE", justify="right")
         table.add_column("95% CI", justify="right")
         table.add_column("MAE", justify="right")
+        by_user = protocol == "time"  # the test year's ratings by users seen before it, and new ones
+        if by_user:
+            table.add_column("known users", justify="right")
+            table.add_column("new users", justify="right")
         for name, model in report["models"].items():
             mae_value, ci = model.get("mae"), model.get("rmse_ci95")
             table.add_row(
@@ -211,9 +215,14 @@ def evaluate(
                 f"{model['rmse']:.4f}",
                 "" if ci is None else f"{ci[0]:.4f}-{ci[1]:.4f}",
                 "" if mae_value is None else f"{mae_value:.4f}",
+                *((_figure(model["rmse_known_users"]), _figure(model["rmse_new_users"])) if by_user else ()),
             )
     Console().print(table)
     console.print(f"report {json_path}; plots {', '.join(str(p) for p in plots)} ({report['seconds']}s)")
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def main() -> None:

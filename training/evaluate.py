@@ -143,16 +143,18 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
 
     def errors(
         train_mask: np.ndarray, test_mask: np.ndarray, rating: PredictorConfig
-    ) -> dict[str, np.ndarray]:
-        """Each model's squared error on every rating of the test part."""
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each model's squared error on every rating of the test part, and which of those
+        ratings come from users with ratings in the training part."""
         train_m = user_item_matrix(ratings[train_mask], users, movies)
         test = ratings[test_mask]
         u = users.positions(test["user_id"].to_numpy())
-        u = np.where(np.isin(u, np.unique(train_m.nonzero()[0])), u, -1)  # no ratings yet: unknown
+        known = np.isin(u, np.unique(train_m.nonzero()[0]))
+        u = np.where(known, u, -1)  # no ratings yet: unknown
         i = movies.positions(test["movie_id"].to_numpy())
         offset = drift_offset(ratings[train_mask], rating.recent_days)
         predicted = _rating_predictions(train_m, u, i, rating, scale, offset)
-        return {name: (p - test["rating"].to_numpy()) ** 2 for name, p in predicted.items()}
+        return {name: (p - test["rating"].to_numpy()) ** 2 for name, p in predicted.items()}, known
 
     # Tune the regularisation of the biases and factors, and whether to follow the drift of
     # the mean, on year T-1; then refit through T-1.
@@ -161,16 +163,22 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
     for bias_reg, reg, recent in grid:
         mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
         candidate = config.rating.model_copy(update={"mf": mf, "recent_days": recent})
-        value = float(_root_mean(errors(fit_part, tune_part, candidate)["served"]))
+        value = float(_root_mean(errors(fit_part, tune_part, candidate)[0]["served"]))
         if best is None or value < best[0]:
             best = (value, candidate)
     assert best is not None
     chosen = {**best[1].mf.model_dump(), "recent_days": best[1].recent_days}
     say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {chosen}")
     models = {}
-    for name, squared in errors(fit_part | tune_part, test_part, best[1]).items():
+    squared_errors, known = errors(fit_part | tune_part, test_part, best[1])
+    for name, squared in squared_errors.items():
         value, ci = float(_root_mean(squared)), interval(squared, _root_mean)
-        models[name] = {"rmse": value, "rmse_ci95": ci}
+        # Users new in the test year get the movie's bias and the mean alone.
+        by_user = {
+            "rmse_known_users": float(_root_mean(squared[known])) if known.any() else None,
+            "rmse_new_users": float(_root_mean(squared[~known])) if (~known).any() else None,
+        }
+        models[name] = {"rmse": value, "rmse_ci95": ci, **by_user}
         say(f"  {name:<10} RMSE {value:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f}) on {last}")
     return {
         "protocol": "time",
@@ -179,6 +187,7 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
         "models": models,
         "tuned": {"validation_rmse": best[0], "chosen": chosen},
         "test_ratings": int(test_part.sum()),
+        "test_ratings_of_known_users": int(known.sum()),
     }
 
 

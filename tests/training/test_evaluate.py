@@ -89,9 +89,15 @@ def test_time_protocol(dataset, tmp_path: Path) -> None:  # type: ignore[no-unty
     report = run(dataset, "time", _config(), lambda _: None)
     assert report["description"].startswith("fit <= 2003, tune on 2004, refit <= 2004, test 2005;")
     assert report["models"]["served"]["rmse"] < report["models"]["global_mean"]["rmse"] + 0.5
+    known, total = report["test_ratings_of_known_users"], report["test_ratings"]
+    assert 0 < known < total  # the fixture's users are spread over the years
     for model in report["models"].values():
         low, high = model["rmse_ci95"]
         assert low <= model["rmse"] <= high
+        # The overall figure is the two groups' errors pooled.
+        known_part = known * model["rmse_known_users"] ** 2
+        new_part = (total - known) * model["rmse_new_users"] ** 2
+        assert model["rmse"] == pytest.approx(((known_part + new_part) / total) ** 0.5, rel=1e-5)
     assert write_plots(report, tmp_path / "time")[0].name == "time_rmse.png"
 
 
