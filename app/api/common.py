@@ -181,8 +181,8 @@ def render(content: Any, answers: MutableMapping[Hashable, bytes] | None, key: H
 def encoded(work: Callable[[], Any]) -> bytes:
     """`work()` encoded by orjson, for work the thread pool runs: the answer is encoded where
     its cards were just built, and freed there. On the event loop, reading them cold from
-    another thread's cache, the encoding alone took ~15 us for ten cards against ~2 us
-    (README, Speed)."""
+    another thread's cache, the encoding alone took 13-21 us for a visitor's ten cards against
+    ~2 us in a tight loop (README, Under load)."""
     return orjson.dumps(work())
 
 
