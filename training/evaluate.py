@@ -178,7 +178,8 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
             "rmse_known_users": float(_root_mean(squared[known])) if known.any() else None,
             "rmse_new_users": float(_root_mean(squared[~known])) if (~known).any() else None,
         }
-        models[name] = {"rmse": value, "rmse_ci95": ci, **by_user}
+        mae = float(np.mean(np.sqrt(squared)))
+        models[name] = {"rmse": value, "rmse_ci95": ci, "mae": mae, **by_user}
         say(f"  {name:<10} RMSE {value:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f}) on {last}")
     return {
         "protocol": "time",

@@ -94,6 +94,7 @@ def test_time_protocol(dataset, tmp_path: Path) -> None:  # type: ignore[no-unty
     for model in report["models"].values():
         low, high = model["rmse_ci95"]
         assert low <= model["rmse"] <= high
+        assert 0 < model["mae"] <= model["rmse"]
         # The overall figure is the two groups' errors pooled.
         known_part = known * model["rmse_known_users"] ** 2
         new_part = (total - known) * model["rmse_new_users"] ** 2
