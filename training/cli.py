@@ -209,12 +209,12 @@ def evaluate(
             table.add_column("known users", justify="right")
             table.add_column("new users", justify="right")
         for name, model in report["models"].items():
-            mae_value, ci = model.get("mae"), model.get("rmse_ci95")
+            ci = model.get("rmse_ci95")
             table.add_row(
                 name,
                 f"{model['rmse']:.4f}",
                 "" if ci is None else f"{ci[0]:.4f}-{ci[1]:.4f}",
-                "" if mae_value is None else f"{mae_value:.4f}",
+                _figure(model.get("mae")),
                 *((_figure(model["rmse_known_users"]), _figure(model["rmse_new_users"])) if by_user else ()),
             )
     Console().print(table)
