@@ -14,11 +14,12 @@ from app.db.repository import FeedbackRepository
 from app.errors import ModelNotReady
 from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
-from app.services.concurrency import Batcher
+from app.services.concurrency import Batcher, through_thread_pool
 from app.services.feedback import FeedbackService, FeedbackUsers
 from app.services.home import HomeConfig
 from app.services.rankings import Rankings
 from app.services.recommender import Recommender
+from app.services.visitor_process import VisitorProcess
 from training.bundle import Bundle
 
 
@@ -39,9 +40,16 @@ class Services:
     # the bundle alone (charts, similar movies, visitors), and users' under their ranking's
     # token. A reload makes new Services, so none outlives its bundle.
     rendered: LRUCache[Hashable, bytes]
-    # Visitors' answers, computed and encoded in the thread pool in batches: one hop for the
-    # visitors that arrive together, their compiled work (Ranker.visitor_best) beside the event loop.
+    # Visitors' answers, computed and encoded off the event loop in batches: one hop for the
+    # visitors that arrive together, to the second process (`process`) or the thread pool.
     visitors: Batcher[[Mapping[int, float], int, Filters], bytes]
+    process: VisitorProcess | None
+
+    async def close(self) -> None:
+        """Stop what these services started (the visitor process), once the batch in flight
+        is answered; requests still on them then answer visitors in this process."""
+        if self.process is not None:
+            await self.process.close()
 
     @classmethod
     def create(
@@ -53,9 +61,15 @@ class Services:
         cache_seconds: float,
         feedback_users: FeedbackUsers | None,
         rendered_bytes: int,
+        visitor_process: bool,
     ) -> Services:
-        """The services over a bundle; the last three come from Settings (FEEDBACK_CACHE_SECONDS,
-        the users with stored feedback when that cache is exact, RENDERED_CACHE_MB)."""
+        """The services over a bundle; the last four come from Settings (FEEDBACK_CACHE_SECONDS,
+        the users with stored feedback when that cache is exact, RENDERED_CACHE_MB,
+        VISITOR_PROCESS). Blocking (the bundle's tables and the visitor process start):
+        for the thread pool."""
+        process = VisitorProcess(bundle.path, bundle.version, metrics) if visitor_process else None
+        if process is not None:
+            process.spawn()  # it loads the bundle while this process builds the rest
         catalog = Catalog(bundle)
         recommender = Recommender(bundle, catalog, metrics, cache_seconds=cache_seconds)
         feedback = FeedbackService(
@@ -68,6 +82,8 @@ class Services:
             users=feedback_users,
         )
         rankings = Rankings(recommender, feedback)
+        if process is not None:
+            process.wait_ready()
         return cls(
             bundle,
             catalog,
@@ -76,7 +92,8 @@ class Services:
             feedback,
             rankings,
             rendered_cache(rendered_bytes),
-            Batcher(recommender.visitor_answer),
+            Batcher(recommender.visitor_answer, process or through_thread_pool),
+            process,
         )
 
 

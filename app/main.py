@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.feedback_cache_seconds,
             users,
             settings.rendered_cache_bytes,
+            settings.visitor_process,
         )
         freeze_heap()
         metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.api_key_list:
             log.warning("API_KEYS is not set: rating writes and /admin endpoints are open to anyone")
         yield
-        app.state.services = None
+        services, app.state.services = app.state.services, None
+        await services.close()
         await engine.dispose()
 
     app = FastAPIOffline(

@@ -54,6 +54,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.visitor_process = Gauge(
+            "cinerec_visitor_process_up",
+            "1 while a second process answers visitors (VISITOR_PROCESS), else 0",
+            registry=self.registry,
+        )
         self.db_errors = Counter(
             "cinerec_database_errors_total", "Feedback database errors", ["operation"], registry=self.registry
         )

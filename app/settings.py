@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # Memory for the answers kept rendered (JSON bytes, every route together, LRU); a
     # repeated request is answered from there. 0 keeps none.
     rendered_cache_mb: float = Field(64.0, ge=0)
+    # Answer visitors (POST /recommendations) in a second process beside the server, which
+    # loads the bundle again (~0.5 GB more memory on ml-latest-small); false: in the server's
+    # thread pool. See app/services/visitor_process.py.
+    visitor_process: bool = True
     # Comma-separated origins allowed by CORS ('*' for any); empty = no CORS headers.
     cors_origins: str = ""
 

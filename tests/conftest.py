@@ -8,6 +8,9 @@ import tempfile
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Apps made in tests never touch the project's data/ folder.
 os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='cinerec-test-')}/default.db"
+# Apps made in tests answer visitors in their thread pool: a visitor process takes seconds to
+# start. The session's main client (tests/app/conftest.py) and test_visitor_process.py start one.
+os.environ["VISITOR_PROCESS"] = "false"
 
 from pathlib import Path
 

@@ -55,9 +55,11 @@ async def reload(request: Request, services: ServicesDep) -> dict:
         settings.feedback_cache_seconds,
         services.feedback.users,
         settings.rendered_cache_bytes,
+        settings.visitor_process,
     )
     services.feedback.successor = fresh.feedback  # writes in flight on the old one reach it
     request.app.state.services = fresh  # one reference swap: new requests see the new bundle
+    await services.close()  # its visitor process, once the batch it is answering is answered
     freeze_heap()
     metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
     log.info("reloaded bundle %s (was %s)", bundle.version, previous)

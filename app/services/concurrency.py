@@ -1,5 +1,5 @@
-"""Sharing work between concurrent requests: one run per key (SingleFlight), one thread-pool
-hop per batch (Batcher)."""
+"""Sharing work between concurrent requests: one run per key (SingleFlight), one hop off the
+event loop per batch (Batcher)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,26 @@ from starlette.concurrency import run_in_threadpool
 T = TypeVar("T")
 P = ParamSpec("P")
 Outcome = tuple[Any, BaseException | None]  # (result, None) or (None, the exception raised)
+Args = tuple[tuple[Any, ...], dict[str, Any]]  # a call's positional and keyword arguments
 Call = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]  # args, kwargs, the caller's future
+# How a batch of calls reaches the work and comes back with one outcome per call, in order.
+Hop = Callable[[Callable[..., Any], list[Args]], Awaitable[list[Outcome]]]
+
+
+def run_each(work: Callable[..., Any], calls: list[Args]) -> list[Outcome]:
+    """`work` over the calls one after another, each with its own result or exception."""
+    outcomes: list[Outcome] = []
+    for args, kwargs in calls:
+        try:
+            outcomes.append((work(*args, **kwargs), None))
+        except Exception as error:  # handed to its own caller
+            outcomes.append((None, error))
+    return outcomes
+
+
+async def through_thread_pool(work: Callable[..., Any], calls: list[Args]) -> list[Outcome]:
+    """The default Hop: the whole batch in one thread-pool hop."""
+    return await run_in_threadpool(run_each, work, calls)
 
 
 class SingleFlight(Generic[T]):
@@ -36,8 +55,10 @@ class SingleFlight(Generic[T]):
 
 
 class Batcher(Generic[P, T]):
-    """`await batcher(*args)` is `work(*args)` run in the thread pool, where calls that arrive
-    while a batch is being computed wait together and go as the next batch, in one hop.
+    """`await batcher(*args)` is `work(*args)` run off the event loop, where calls that arrive
+    while a batch is being computed wait together and go as the next batch, in one hop: by
+    default one thread-pool hop; `hop` may take it elsewhere (app.services.visitor_process
+    sends visitors' batches to a second process).
 
     Under load a thread-pool hop costs the event loop more than the work it carries (a
     visitor's fold-in and ranking), and requests arrive faster than one batch is computed, so
@@ -47,8 +68,9 @@ class Batcher(Generic[P, T]):
     and its result is dropped otherwise.
     """
 
-    def __init__(self, work: Callable[P, T]) -> None:
+    def __init__(self, work: Callable[P, T], hop: Hop = through_thread_pool) -> None:
         self._work = work
+        self._hop = hop
         self._waiting: list[Call] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -68,7 +90,7 @@ class Batcher(Generic[P, T]):
                 self._waiting = []
                 if not batch:  # every caller went away
                     continue
-                outcomes = await run_in_threadpool(self._run, batch)
+                outcomes = await self._hop(self._work, [(args, kwargs) for args, kwargs, _ in batch])
                 for (_, _, future), (result, error) in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller went away
                         continue
@@ -84,12 +106,3 @@ class Batcher(Generic[P, T]):
             for _, _, future in batch + self._waiting:
                 future.cancel()
             self._waiting = []
-
-    def _run(self, calls: list[Call]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for args, kwargs, _ in calls:  # the futures stay untouched here: they are the loop's
-            try:
-                outcomes.append((self._work(*args, **kwargs), None))
-            except Exception as error:  # handed to its own caller
-                outcomes.append((None, error))
-        return outcomes

@@ -48,8 +48,12 @@ def recommender(artifacts: Path) -> Recommender:
 
 @pytest.fixture(scope="session")
 async def client(artifacts: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app most API tests use; its visitors are answered by a visitor process."""
     database_url = f"sqlite+aiosqlite:///{artifacts.parent}/feedback.db"
-    app = create_app(Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True))
+    settings = Settings(
+        artifacts_dir=artifacts, database_url=database_url, migrate_on_start=True, visitor_process=True
+    )
+    app = create_app(settings)
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,

@@ -1,5 +1,5 @@
 """SingleFlight (concurrent calls for one key share one run of the work) and Batcher (calls
-that arrive together share one thread-pool hop)."""
+that arrive together share one hop, by default to the thread pool)."""
 
 from __future__ import annotations
 
@@ -61,9 +61,9 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = concurrency.run_in_threadpool
 
-    async def counted(work: Callable[..., Any], calls: list[Any]) -> Any:
+    async def counted(run: Callable[..., Any], work: Callable[..., Any], calls: list[Any]) -> Any:
         sizes.append(len(calls))
-        return await real(work, calls)
+        return await real(run, work, calls)
 
     monkeypatch.setattr(concurrency, "run_in_threadpool", counted)
     return sizes
