@@ -57,9 +57,13 @@ async def reload(request: Request, services: ServicesDep) -> dict:
         settings.rendered_cache_bytes,
         settings.visitor_process,
     )
-    services.feedback.successor = fresh.feedback  # writes in flight on the old one reach it
-    request.app.state.services = fresh  # one reference swap: new requests see the new bundle
-    await services.close()  # its visitor process, once the batch it is answering is answered
+    # One reference swap: new requests see the new bundle. What it replaces may be newer than
+    # `services` when reloads overlap; that one's writes in flight reach the new feedback, and
+    # its visitor process stops once the batch it is answering is answered.
+    replaced: Services = request.app.state.services
+    replaced.feedback.successor = fresh.feedback
+    request.app.state.services = fresh
+    await replaced.close()
     freeze_heap()
     metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
     log.info("reloaded bundle %s (was %s)", bundle.version, previous)

@@ -213,6 +213,13 @@ async def test_a_reload_retires_the_old_child_and_shutdown_the_new(artifacts: Pa
         assert (await http.post("/admin/reload")).status_code == 200
         second = children() - before
         assert len(second) == 1
-        assert second != first
+        assert second != first  # the old child is gone, a new one serves
+        assert (await http.post("/recommendations", json=body)).json() == answer
+        # Two reloads at once: each stops the child of the services it replaced, none is left over.
+        both = await asyncio.gather(http.post("/admin/reload"), http.post("/admin/reload"))
+        assert [r.status_code for r in both] == [200, 200]
+        third = children() - before
+        assert len(third) == 1
+        assert third != second
         assert (await http.post("/recommendations", json=body)).json() == answer
     assert children() - before == set()  # shutdown stopped it
