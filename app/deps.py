@@ -45,6 +45,12 @@ class Services:
     visitors: Batcher[[Mapping[int, float], int, Filters], bytes]
     process: VisitorProcess | None
 
+    def start(self) -> None:
+        """Start the visitor process in the background (on the event loop): visitors are
+        answered in the thread pool until it is ready (app.services.visitor_process)."""
+        if self.process is not None:
+            self.process.start()
+
     async def close(self) -> None:
         """Stop what these services started (the visitor process), once the batch in flight
         is answered; requests still on them then answer visitors in this process."""
@@ -65,11 +71,9 @@ class Services:
     ) -> Services:
         """The services over a bundle; the last four come from Settings (FEEDBACK_CACHE_SECONDS,
         the users with stored feedback when that cache is exact, RENDERED_CACHE_MB,
-        VISITOR_PROCESS). Blocking (the bundle's tables and the visitor process start):
-        for the thread pool."""
+        VISITOR_PROCESS). Blocking (the bundle's tables): for the thread pool. `start` then
+        starts the visitor process."""
         process = VisitorProcess(bundle.path, bundle.version, metrics) if visitor_process else None
-        if process is not None:
-            process.spawn()  # it loads the bundle while this process builds the rest
         catalog = Catalog(bundle)
         recommender = Recommender(bundle, catalog, metrics, cache_seconds=cache_seconds)
         feedback = FeedbackService(
@@ -82,8 +86,6 @@ class Services:
             users=feedback_users,
         )
         rankings = Rankings(recommender, feedback)
-        if process is not None:
-            process.wait_ready()
         return cls(
             bundle,
             catalog,

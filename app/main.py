@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Who has feedback stored, so that reads for everyone else skip the database; only
         # when this process's cache is exact (FEEDBACK_CACHE_SECONDS=0, see app.settings).
         users = await FeedbackUsers.load(repository) if settings.feedback_cache_seconds == 0 else None
+        # No local name holds the services: a reload's swap must leave them to be freed.
         app.state.services = await run_in_threadpool(
             Services.create,
             bundle,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.rendered_cache_bytes,
             settings.visitor_process,
         )
+        app.state.services.start()
         freeze_heap()
         metrics.serving(bundle.version, bundle.manifest["dataset"]["name"])
         log.info("serving bundle %s (%s)", bundle.version, bundle.manifest["dataset"]["name"])

@@ -62,6 +62,7 @@ async def reload(request: Request, services: ServicesDep) -> dict:
     # its visitor process stops once the batch it is answering is answered.
     replaced: Services = request.app.state.services
     replaced.feedback.successor = fresh.feedback
+    fresh.start()
     request.app.state.services = fresh
     await replaced.close()
     freeze_heap()

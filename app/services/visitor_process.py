@@ -132,39 +132,32 @@ class VisitorWorker:
 
 class VisitorProcess:
     """The Batcher hop (app.services.concurrency.Hop) that takes visitors' batches to a child
-    process, or to the thread pool whenever no child is there to answer."""
+    process, or to the thread pool whenever no child is there to answer: until the child
+    started by `start` is ready (it does not hold up a start-up or a reload), and after it
+    could not start, stopped or was closed."""
 
     def __init__(self, bundle_dir: Path, version: str, metrics: Metrics | None = None) -> None:
         self._bundle_dir = bundle_dir.resolve()
         self._version = version
         self._metrics = metrics
-        self._worker: VisitorWorker | None = None
-        self._starting: VisitorWorker | None = None
+        self._worker: VisitorWorker | None = None  # the child that answers
+        self._starting: VisitorWorker | None = None  # a child being started
+        self._start_task: asyncio.Task[None] | None = None
         self._started_at = 0.0
-        self._restart: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # held by a batch at the child, and by `close`
         self._closed = False
         self._gave_up = False  # a child could not start
 
-    def spawn(self) -> None:
-        """Start the child; it loads the bundle while this process builds its own services.
-        `wait_ready` (blocking) waits for it."""
+    def start(self) -> None:
+        """Start a child in the background (on the event loop); `ready` waits for it."""
         self._started_at = time.monotonic()
-        self._starting = VisitorWorker.spawn(self._bundle_dir)
+        self._start_task = asyncio.create_task(self._start())
 
-    def wait_ready(self) -> None:
-        starting, self._starting = self._starting, None
-        if starting is None:
-            return
-        try:
-            starting.wait_ready(self._version)
-        except WorkerGone as exc:
-            log.warning("visitor process: %s; visitors are answered in this process", exc)
-            self._gave_up = True
-            return
-        self._worker = starting
-        self._set_up(True)
-        log.info("visitor process %d answers visitors (bundle %s)", starting.process.pid, self._version)
+    async def ready(self) -> bool:
+        """Wait for the child being started, if any; whether a child answers visitors."""
+        if self._start_task is not None:
+            await asyncio.shield(self._start_task)
+        return self._worker is not None
 
     @property
     def pid(self) -> int | None:
@@ -193,28 +186,44 @@ class VisitorProcess:
         """A new child in the background, after one that stopped: not after one that could
         not start (that fails the same way again), nor sooner than RESTART_SECONDS after the
         last start (a child that keeps dying costs little)."""
-        if self._closed or self._gave_up or self._restart is not None:
+        if self._closed or self._gave_up or self._start_task is not None:
             return
-        if time.monotonic() - self._started_at < RESTART_SECONDS:
-            return
-        self._restart = asyncio.create_task(self._start_in_background())
+        if time.monotonic() - self._started_at >= RESTART_SECONDS:
+            self.start()
 
-    async def _start_in_background(self) -> None:
+    async def _start(self) -> None:
         try:
-            await run_in_threadpool(self.spawn)
-            await run_in_threadpool(self.wait_ready)
+            worker = self._starting = await run_in_threadpool(VisitorWorker.spawn, self._bundle_dir)
+            try:
+                await run_in_threadpool(worker.wait_ready, self._version)
+            except WorkerGone as exc:
+                if not self._closed:
+                    log.warning("visitor process: %s; visitors are answered in this process", exc)
+                    self._gave_up = True
+                return
+            finally:
+                self._starting = None
+            if self._closed:
+                await run_in_threadpool(worker.stop)
+                return
+            self._worker = worker
+            self._set_up(True)
+            log.info("visitor process %d answers visitors (bundle %s)", worker.process.pid, self._version)
         finally:
-            self._restart = None
-        if self._closed:  # closed while it started
-            await self.close()
+            self._start_task = None
 
     async def close(self) -> None:
-        """Stop the child once the batch it is answering (if any) is answered; visitors are
-        then answered in this process. Idempotent."""
+        """Stop the child once the batch it is answering (if any) is answered, and a child
+        being started at once; visitors are then answered in this process. Idempotent."""
         self._closed = True
+        if self._starting is not None:
+            self._starting.process.kill()  # its start then fails, and it is reaped
+        if self._start_task is not None:
+            await asyncio.shield(self._start_task)
         async with self._lock:
             worker, self._worker = self._worker, None
-        if worker is not None:  # the gauge stays: a reload's new child is already up
+        if worker is not None:
+            self._set_up(False)
             await run_in_threadpool(worker.stop)
 
     def _set_up(self, up: bool) -> None:

@@ -58,6 +58,7 @@ async def client(artifacts: Path) -> AsyncIterator[httpx.AsyncClient]:
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http,
     ):
+        assert await app.state.services.process.ready()
         yield http
 
 

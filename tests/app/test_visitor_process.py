@@ -5,9 +5,11 @@ retired by a reload."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -62,8 +64,9 @@ def metrics() -> Metrics:
 async def process(artifacts: Path, metrics: Metrics) -> AsyncIterator[VisitorProcess]:
     bundle = read_bundle(artifacts)
     started = VisitorProcess(bundle.path, bundle.version, metrics)
-    await asyncio.to_thread(started.spawn)
-    await asyncio.to_thread(started.wait_ready)
+    started.start()
+    assert started.pid is None  # answered here until the child is ready
+    assert await started.ready()
     yield started
     await started.close()
 
@@ -93,10 +96,7 @@ async def test_a_dead_child_is_replaced_and_its_batch_answered_here(
     assert comparable(answered) == comparable(run_each(recommender.visitor_answer, CALLS))
     assert process.pid is None
     assert up(metrics) == 0
-    for _ in range(300):  # a new child starts in the background
-        if process.pid is not None:
-            break
-        await asyncio.sleep(0.1)
+    assert await process.ready()  # a new child was started in the background
     assert process.pid not in (None, first)
     assert up(metrics) == 1
     assert comparable(await process(recommender.visitor_answer, CALLS[:1])) == comparable(
@@ -154,8 +154,8 @@ async def test_a_child_that_cannot_start_leaves_visitors_here(
     monkeypatch.setattr(VisitorWorker, "spawn", counted)
     monkeypatch.setattr(visitor_process, "RESTART_SECONDS", 0.0)
     process = VisitorProcess(broken, bundle.version, Metrics())
-    await asyncio.to_thread(process.spawn)
-    await asyncio.to_thread(process.wait_ready)
+    process.start()
+    assert not await process.ready()
     assert process.pid is None
     answered = await process(recommender.visitor_answer, CALLS)
     assert comparable(answered) == comparable(run_each(recommender.visitor_answer, CALLS))
@@ -207,10 +207,18 @@ async def test_a_reload_retires_the_old_child_and_shutdown_the_new(artifacts: Pa
         LifespanManager(app) as manager,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
     ):
+        assert await app.state.services.process.ready()
         first = children() - before
         assert len(first) == 1
         answer = (await http.post("/recommendations", json=body)).json()
-        assert (await http.post("/admin/reload")).status_code == 200
+        replaced = weakref.ref(app.state.services)
+        gc.disable()  # freed by reference counting, its visitor process included (see freeze_heap)
+        try:
+            assert (await http.post("/admin/reload")).status_code == 200
+            assert replaced() is None
+        finally:
+            gc.enable()
+        assert await app.state.services.process.ready()
         second = children() - before
         assert len(second) == 1
         assert second != first  # the old child is gone, a new one serves
@@ -218,6 +226,7 @@ async def test_a_reload_retires_the_old_child_and_shutdown_the_new(artifacts: Pa
         # Two reloads at once: each stops the child of the services it replaced, none is left over.
         both = await asyncio.gather(http.post("/admin/reload"), http.post("/admin/reload"))
         assert [r.status_code for r in both] == [200, 200]
+        assert await app.state.services.process.ready()
         third = children() - before
         assert len(third) == 1
         assert third != second
