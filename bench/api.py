@@ -122,6 +122,9 @@ async def run(artifacts: Path, n: int) -> None:
     app = create_app(Settings(artifacts_dir=artifacts, migrate_on_start=True, log_level="warning"))
     async with LifespanManager(app) as manager:
         services = app.state.services
+        # Visitors are timed as served: by the visitor process once it is ready (VISITOR_PROCESS).
+        in_child = services.process is not None and await services.process.ready()
+        print(f"visitors answered by {'a second process' if in_child else 'the thread pool'}")
         most_rated = services.catalog.cards[int(np.argmax(services.catalog.n_ratings))]
         movie, title = int(most_rated["movie_id"]), readable(most_rated["title"]).lower()
         user = int(services.bundle.user_ids[0])
