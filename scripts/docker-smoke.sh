@@ -89,6 +89,16 @@ done
 curl -sf "127.0.0.1:$PORT/health" | grep -q '"status":"ok"' || { docker logs "$CONTAINER"; exit 1; }
 items=$(curl -sf "127.0.0.1:$PORT/users/2/recommendations?k=5" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
 [ "$items" = 5 ] || { echo "expected 5 recommendations, got $items"; docker logs "$CONTAINER"; exit 1; }
+# The visitor process starts in the image (as its user) and answers a visitor.
+for _ in $(seq 60); do
+    curl -sf "127.0.0.1:$PORT/metrics" | grep -q '^cinerec_visitor_process_up 1' && break
+    sleep 1
+done
+curl -sf "127.0.0.1:$PORT/metrics" | grep -q '^cinerec_visitor_process_up 1' \
+    || { echo "the visitor process did not start"; docker logs "$CONTAINER"; exit 1; }
+items=$(curl -sf -XPOST "127.0.0.1:$PORT/recommendations" -H 'content-type: application/json' \
+    -d '{"ratings": [{"movie_id": 1, "rating": 5}], "k": 3}' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
+[ "$items" = 3 ] || { echo "expected 3 visitor recommendations, got $items"; docker logs "$CONTAINER"; exit 1; }
 user=$(docker exec "$CONTAINER" id -u)
 [ "$user" != 0 ] || { echo "the container runs as root"; exit 1; }
 # The image's own HEALTHCHECK (first probe 15 s after start) must report healthy.
@@ -98,7 +108,7 @@ for _ in $(seq 60); do
     sleep 1
 done
 [ "$health" = healthy ] || { echo "HEALTHCHECK says $health"; docker inspect --format '{{json .State.Health}}' "$CONTAINER"; exit 1; }
-echo "docker smoke test passed: /health ok, 5 recommendations, uid $user, HEALTHCHECK $health"
+echo "docker smoke test passed: /health ok, 5 recommendations, a visitor answered by the visitor process, uid $user, HEALTHCHECK $health"
 
 echo "docker compose: PostgreSQL (stand-in postgres:16), the training job, the API (port $COMPOSE_PORT)"
 docker rm -f "$CONTAINER" >/dev/null

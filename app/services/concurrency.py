@@ -90,7 +90,10 @@ class Batcher(Generic[P, T]):
                 self._waiting = []
                 if not batch:  # every caller went away
                     continue
-                outcomes = await self._hop(self._work, [(args, kwargs) for args, kwargs, _ in batch])
+                try:
+                    outcomes = await self._hop(self._work, [(args, kwargs) for args, kwargs, _ in batch])
+                except Exception as failed:  # the hop itself failed: every call in it gets the error
+                    outcomes = [(None, failed)] * len(batch)
                 for (_, _, future), (result, error) in zip(batch, outcomes, strict=True):
                     if future.done():  # its caller went away
                         continue

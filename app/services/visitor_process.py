@@ -117,6 +117,13 @@ class VisitorWorker:
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             raise WorkerGone(f"it stopped answering ({self.exit_description(exc)})") from None
 
+    def abandon(self) -> None:
+        """Kill the child and close the socket, without waiting (for a cancelled caller)."""
+        self.process.kill()
+        if self._streams is not None:
+            self._streams[1].close()
+        self._sock.close()
+
     def stop(self, grace: float = 5.0) -> None:
         """Close the socket (the child exits when it reads its end), then wait for the child;
         one that has not exited within `grace` seconds is killed. Blocking: for the thread pool."""
@@ -173,6 +180,12 @@ class VisitorProcess:
                 if self._worker is worker:  # not closed meanwhile
                     try:
                         return await worker.answer(calls)
+                    except asyncio.CancelledError:
+                        # The loop is shutting down mid-batch: the child's answers to it would
+                        # be read as the next batch's, so this child answers no more.
+                        self._worker = None
+                        worker.abandon()
+                        raise
                     except WorkerGone as exc:
                         pid = worker.process.pid
                         log.error("visitor process %d: %s; answering visitors in this process", pid, exc)

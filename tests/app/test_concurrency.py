@@ -127,6 +127,21 @@ async def test_each_call_gets_its_own_exception() -> None:
     assert [str(r) for r in results[1::2]] == ["odd 1", "odd 3", "odd 5"]
 
 
+async def test_a_failing_hop_fails_its_calls_and_the_batcher_goes_on() -> None:
+    failing = True
+
+    async def hop(work: Callable[..., Any], calls: list[Any]) -> list[Any]:
+        if failing:
+            raise OSError("the hop broke")
+        return await concurrency.through_thread_pool(work, calls)
+
+    batcher = Batcher(lambda x: -x, hop)
+    results = await asyncio.gather(*(batcher(i) for i in range(3)), return_exceptions=True)
+    assert [str(r) for r in results] == ["the hop broke"] * 3
+    failing = False
+    assert await batcher(4) == -4
+
+
 async def test_a_caller_going_away_leaves_the_others_their_results() -> None:
     work = GatedWork()
     batcher = Batcher(work)

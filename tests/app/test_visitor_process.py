@@ -137,6 +137,24 @@ async def test_close_stops_the_child_and_loses_no_visitor(
     assert process.pid is None
 
 
+async def test_a_batch_cancelled_at_the_child_retires_it(
+    process: VisitorProcess, recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its answers would otherwise be read as the next batch's."""
+    monkeypatch.setattr(visitor_process, "RESTART_SECONDS", 3600.0)  # no new child in this test
+    child = process._worker.process  # type: ignore[union-attr]
+    in_flight = asyncio.create_task(process(recommender.visitor_answer, CALLS[:3] * 500))
+    await asyncio.sleep(0)  # the batch is on its way to the child, its answers not back yet
+    in_flight.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await in_flight
+    assert process.pid is None
+    assert child.wait(5) is not None  # killed
+    assert comparable(await process(recommender.visitor_answer, CALLS)) == comparable(
+        run_each(recommender.visitor_answer, CALLS)
+    )
+
+
 async def test_a_child_that_cannot_start_leaves_visitors_here(
     artifacts: Path, tmp_path: Path, recommender: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
