@@ -13,11 +13,11 @@ import numpy as np
 import orjson
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, routing
 from pydantic import BaseModel
 
 from app.api import common, movies, recommendations, users
-from app.api.common import JSONRoute, _direct_call, keep
+from app.api.common import JSONRoute, _direct_call, _direct_get, keep
 from app.main import StartupError, create_app
 from app.schemas import (
     BecauseYouWatched,
@@ -462,6 +462,88 @@ class TestDirectBodyPath:
             assert (await http.post("/echo", content=b'{"value": 1}', headers=DIRECT)).text == "real 1"
             app.dependency_overrides[_source] = _overridden
             assert (await http.post("/echo", content=b'{"value": 2}', headers=DIRECT)).text == "override 2"
+
+
+# (url, whether its parameters are valid, so that JSONRoute's direct path answers it)
+GET_URLS = [
+    ("/trending?k=5", True),
+    ("/trending?k=4&genre=comedy&year_from=1990&year_to=2005", True),
+    ("/trending?k=3&k=4", True),  # the last value, as FastAPI reads a repeated parameter
+    ("/top-rated?k=3&genre=Drama&min_ratings=2", True),
+    ("/movies/2/similar?k=3&exclude=4&exclude=6", True),
+    ("/users/2/recommendations?k=4&genre=Drama&year_to=2005&exclude=1", True),
+    ("/users/999999/recommendations?k=3", True),  # the popular fallback
+    ("/users/2/because-you-watched?rows=2&k=3", True),
+    ("/users/2/home", True),
+    # errors: raised by the endpoint on the direct path, by validation on FastAPI's
+    ("/trending?genre=Westren", True),
+    ("/movies/999999/similar", True),
+    ("/users/2/recommendations?exclude=&k=2", False),
+    ("/trending?k=0", False),
+    ("/trending?k=abc", False),
+    ("/trending?year_from=", False),
+    ("/top-rated?min_ratings=-1", False),
+    ("/movies/abc/similar", False),
+    ("/movies/2/similar?exclude=x", False),
+    ("/users/-1/recommendations", False),
+    ("/users/2/because-you-watched?rows=0", False),
+    ("/users/abc/home", False),
+]
+
+
+async def _no_override() -> None:
+    """Set as a dependency override: the app then answers every request by FastAPI's path."""
+
+
+class TestDirectGetPath:
+    def test_only_get_routes_with_path_and_query_inputs_have_it(self, artifacts: Path) -> None:
+        app = create_app(Settings(artifacts_dir=artifacts))
+        direct = {
+            route.path
+            for route in app.router.routes
+            if isinstance(route, JSONRoute) and _direct_get(route) is not None
+        }
+        # Not the routes that return plain values for FastAPI to validate (/health, /movies...).
+        assert direct == {
+            "/trending",
+            "/top-rated",
+            "/movies/{movie_id}/similar",
+            "/users/{user_id}/recommendations",
+            "/users/{user_id}/because-you-watched",
+            "/users/{user_id}/home",
+        }
+
+    async def test_answers_as_fastapis_own_path(
+        self, client: httpx.AsyncClient, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        solved: list[str] = []
+        solve = routing.solve_dependencies
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            solved.append(kwargs["request"].url.path)
+            return await solve(*args, **kwargs)
+
+        monkeypatch.setattr(routing, "solve_dependencies", counted)
+        theirs_app = create_app(Settings(artifacts_dir=artifacts))
+        theirs_app.dependency_overrides[_no_override] = _no_override
+        async with (
+            LifespanManager(theirs_app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
+            ) as fastapis,
+        ):
+            for url, valid in GET_URLS:
+                solved.clear()
+                ours = await client.get(url)
+                assert (not solved) == valid, url  # FastAPI solved nothing: the direct path answered
+                theirs = await fastapis.get(url)
+                assert solved, url  # the other app took FastAPI's path
+                assert theirs.status_code != 500
+                assert (ours.status_code, ours.json(), ours.headers["content-type"]) == (
+                    theirs.status_code,
+                    theirs.json(),
+                    theirs.headers["content-type"],
+                ), url
 
 
 class TestDocs:
