@@ -94,7 +94,9 @@ class JSONRoute(APIRoute):
     called with it, without FastAPI's per-request body, content-type and dependency handling
     (~70 us of the event loop's time a request under load; README, Speed). A body that does
     not validate so, any other content type, and an app with dependency overrides take
-    FastAPI's own path with the bytes already read, so every error answer is FastAPI's."""
+    FastAPI's own path with the bytes already read, so every error answer is FastAPI's.
+    GET routes whose inputs are path and query parameters have a direct path too
+    (`_direct_get`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
