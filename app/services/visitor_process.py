@@ -71,14 +71,17 @@ class VisitorWorker:
     def spawn(cls, bundle_dir: Path) -> VisitorWorker:
         """Start a child on the bundle at `bundle_dir` (a version's own directory, not
         `current`, which a later build moves); it is ready once `wait_ready` returns."""
-        ours, theirs = socket.socketpair()
         path = os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")]))
-        with theirs:
-            process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(bundle_dir), str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                env={**os.environ, "PYTHONPATH": path},
-            )
+        try:
+            ours, theirs = socket.socketpair()
+            with theirs:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(bundle_dir), str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()],
+                    env={**os.environ, "PYTHONPATH": path},
+                )
+        except OSError as exc:  # no process could be started (no executable, no memory, ...)
+            raise WorkerGone(f"it could not be started ({exc})") from None
         return cls(process, ours)
 
     def wait_ready(self, version: str, timeout: float = START_SECONDS) -> None:
@@ -206,8 +209,8 @@ class VisitorProcess:
 
     async def _start(self) -> None:
         try:
-            worker = self._starting = await run_in_threadpool(VisitorWorker.spawn, self._bundle_dir)
             try:
+                worker = self._starting = await run_in_threadpool(VisitorWorker.spawn, self._bundle_dir)
                 await run_in_threadpool(worker.wait_ready, self._version)
             except WorkerGone as exc:
                 if not self._closed:

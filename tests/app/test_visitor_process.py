@@ -182,6 +182,19 @@ async def test_a_child_that_cannot_start_leaves_visitors_here(
     await process.close()
 
 
+async def test_a_child_that_cannot_be_spawned_leaves_visitors_here(
+    artifacts: Path, recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(visitor_process.sys, "executable", "/nonexistent/python")
+    bundle = read_bundle(artifacts)
+    process = VisitorProcess(bundle.path, bundle.version, Metrics())
+    process.start()
+    assert not await process.ready()
+    answered = await process(recommender.visitor_answer, CALLS)
+    assert comparable(answered) == comparable(run_each(recommender.visitor_answer, CALLS))
+    await process.close()
+
+
 async def test_the_session_client_answers_visitors_from_a_child(client: httpx.AsyncClient) -> None:
     answer = await client.post("/recommendations", json={"ratings": [{"movie_id": 1, "rating": 5}], "k": 3})
     assert answer.status_code == 200
