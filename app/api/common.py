@@ -9,6 +9,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 import orjson
 from fastapi import Depends, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError, create_model
@@ -130,12 +131,7 @@ def _direct_call(route: APIRoute) -> Direct | None:
         or route._embed_body_fields
         or dependant.path_params
         or dependant.query_params
-        or dependant.header_params
-        or dependant.cookie_params
-        or dependant.request_param_name
-        or dependant.response_param_name
-        or dependant.background_tasks_param_name
-        or dependant.security_scopes_param_name
+        or _reads_more(dependant)
     ):
         return None
     body_name = dependant.body_params[0].name
@@ -147,9 +143,7 @@ def _direct_call(route: APIRoute) -> Direct | None:
         return None
     dependencies: list[tuple[str, Callable[[Request], Coroutine[Any, Any, Any]]]] = []
     for sub in dependant.dependencies:
-        if not (sub.name and sub.call and sub.request_param_name and inspect.iscoroutinefunction(sub.call)):
-            return None
-        if sub.dependencies or len(inspect.signature(sub.call).parameters) != 1:  # the request alone
+        if not (sub.name and sub.call and _reads_the_request_alone(sub)):
             return None
         dependencies.append((sub.name, sub.call))
 
@@ -172,34 +166,26 @@ def _direct_get(route: APIRoute) -> Direct | None:
     dependencies that read either the request alone (`get_services`) or query parameters
     alone (`list_filters`): every parameter validated by one pydantic model made from the
     route's own declarations (types, constraints, defaults), then the endpoint called. FastAPI
-    solves the same inputs one by one (~50 us of the event loop a request for a user's
+    solves the same inputs one by one (~100 us of the event loop a request for a user's
     recommendations; README, Under load). Parameters that do not validate so take FastAPI's
     path, so every error answer is FastAPI's."""
     dependant = route.dependant
-    if (
-        dependant.body_params
-        or dependant.header_params
-        or dependant.cookie_params
-        or dependant.request_param_name
-        or dependant.response_param_name
-        or dependant.background_tasks_param_name
-        or dependant.security_scopes_param_name
-        or not _answers_itself(route.endpoint)
-    ):
+    if dependant.body_params or _reads_more(dependant) or not _answers_itself(route.endpoint):
         return None
     params = [*dependant.path_params, *dependant.query_params]
     top = [param.name for param in params]
     by_request: list[tuple[str, Callable[[Request], Coroutine[Any, Any, Any]]]] = []
     by_query: list[tuple[str, Callable[..., Coroutine[Any, Any, Any]], list[str]]] = []
     for sub in dependant.dependencies:
-        if not (sub.name and sub.call and inspect.iscoroutinefunction(sub.call)):
+        if not (sub.name and sub.call):
             return None
-        if sub.dependencies or sub.path_params or sub.header_params or sub.cookie_params or sub.body_params:
-            return None
-        reads_request = len(inspect.signature(sub.call).parameters) == 1
-        if sub.request_param_name and not sub.query_params and reads_request:
+        if _reads_the_request_alone(sub):
             by_request.append((sub.name, sub.call))
-        elif not sub.request_param_name and sub.query_params:
+        elif (
+            inspect.iscoroutinefunction(sub.call)
+            and sub.query_params
+            and not (sub.body_params or sub.path_params or sub.dependencies or _reads_more(sub))
+        ):
             by_query.append((sub.name, sub.call, [param.name for param in sub.query_params]))
             params += sub.query_params
         else:
@@ -239,6 +225,30 @@ def _direct_get(route: APIRoute) -> Direct | None:
         return answer
 
     return call
+
+
+def _reads_more(dependant: Dependant) -> bool:
+    """Whether `dependant` reads anything a direct path does not give it: headers, cookies,
+    the request or response objects, background tasks, security scopes."""
+    return bool(
+        dependant.header_params
+        or dependant.cookie_params
+        or dependant.request_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    )
+
+
+def _reads_the_request_alone(sub: Dependant) -> bool:
+    """A dependency such as `get_services`: a coroutine whose one parameter is the request."""
+    return bool(
+        sub.call
+        and sub.request_param_name
+        and inspect.iscoroutinefunction(sub.call)
+        and not (sub.dependencies or sub.body_params or sub.path_params or sub.query_params)
+        and len(inspect.signature(sub.call).parameters) == 1
+    )
 
 
 def _answers_itself(endpoint: Callable[..., Any]) -> bool:

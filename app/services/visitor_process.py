@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from app.errors import DomainError
 from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
-from app.services.concurrency import Args, Outcome, through_thread_pool
+from app.services.concurrency import Args, Outcome, run_each, through_thread_pool
 
 log = logging.getLogger("cinerec")
 
@@ -123,21 +123,22 @@ class VisitorWorker:
     def abandon(self) -> None:
         """Kill the child and close the socket, without waiting (for a cancelled caller)."""
         self.process.kill()
-        if self._streams is not None:
-            self._streams[1].close()
-        self._sock.close()
+        self._close_socket()
 
     def stop(self, grace: float = 5.0) -> None:
         """Close the socket (the child exits when it reads its end), then wait for the child;
         one that has not exited within `grace` seconds is killed. Blocking: for the thread pool."""
-        if self._streams is not None:
-            self._streams[1].close()
-        self._sock.close()
+        self._close_socket()
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def _close_socket(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+        self._sock.close()
 
 
 class VisitorProcess:
@@ -293,16 +294,18 @@ def read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
 def answer_each(work: Callable[..., bytes], calls: list[list[Any]]) -> bytes:
     """The encoded answers to one batch, in order: each visitor's JSON, or the error that
     is answered instead."""
-    answers = []
-    for call in calls:
-        try:
-            answers.append(encode_answer(OK, work(*decode_call(call))))
-        except DomainError as refused:
-            body = {"status": refused.status_code, "error": refused.error, "detail": refused.detail}
-            answers.append(encode_answer(REFUSED, orjson.dumps(body)))
-        except Exception as exc:  # the server answers it as any unexpected error
-            answers.append(encode_answer(FAILED, orjson.dumps({"detail": repr(exc)})))
-    return b"".join(answers)
+    outcomes = run_each(work, [(decode_call(call), {}) for call in calls])
+    return b"".join(encode_outcome(result, error) for result, error in outcomes)
+
+
+def encode_outcome(result: bytes | None, error: BaseException | None) -> bytes:
+    if error is None:
+        return encode_answer(OK, result or b"")
+    if isinstance(error, DomainError):
+        body = {"status": error.status_code, "error": error.error, "detail": error.detail}
+        return encode_answer(REFUSED, orjson.dumps(body))
+    # The server answers it as any unexpected error.
+    return encode_answer(FAILED, orjson.dumps({"detail": repr(error)}))
 
 
 def main(bundle_dir: str, fd: str) -> None:
