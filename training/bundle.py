@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +39,12 @@ HISTORY = "history.npz"
 SIMILAR = "similar.npz"
 USER_TOP = "user_top.npz"
 EASE = "ease.npz"
+ALS_FILES = ["als_user_factors.npy", "als_item_factors.npy", "als_config.json"]
 REQUIRED = [
-    MOVIES, CHARTS, USERS, HISTORY, SIMILAR, USER_TOP,
-    "als_user_factors.npy", "als_item_factors.npy", "als_config.json",
+    MOVIES, CHARTS, USERS, HISTORY, SIMILAR, USER_TOP, *ALS_FILES,
     "rating_model.npz", "rating_model.json", "rating_blend.json",
 ]  # fmt: skip
+RANKER_FILES = [MOVIES, CHARTS, *ALS_FILES, EASE]  # EASE where the bundle has one
 
 
 class BundleError(RuntimeError):
@@ -49,13 +52,30 @@ class BundleError(RuntimeError):
 
 
 @dataclass
-class Bundle:
-    """Everything the service needs, loaded and verified."""
+class RankerBundle:
+    """The catalog and the ranker, loaded and verified: what a visitor's answer needs (the
+    visitor process reads only these, `read_ranker_bundle`)."""
 
     path: Path
     manifest: dict[str, Any]
     movies: pd.DataFrame  # catalog order = item positions; with popularity stats
     charts: pd.DataFrame
+    ranker: Ranker
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def rating_scale(self) -> tuple[float, float]:
+        low, high = self.manifest["dataset"]["rating_scale"]
+        return float(low), float(high)
+
+
+@dataclass
+class Bundle(RankerBundle):
+    """Everything the service needs, loaded and verified."""
+
     user_ids: np.ndarray  # row order of users in the models and the history
     history: sp.csr_matrix  # users x movies, the training ratings
     similar_positions: np.ndarray
@@ -63,12 +83,7 @@ class Bundle:
     # Each user's best unseen movies by the ranker (Ranker.best_unseen), users x depth.
     user_top_positions: np.ndarray
     user_top_scores: np.ndarray
-    ranker: Ranker
     rating_model: RatingPredictor
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
 
 
 def code_version() -> str:
@@ -131,7 +146,35 @@ def write_bundle(out: Path, bundle: Bundle, manifest: dict[str, Any]) -> Path:
 
 def read_bundle(path: Path) -> Bundle:
     """Load and verify a bundle directory (or `<out>/current`)."""
-    path = Path(path)
+    path, manifest = _open(Path(path), verify=None)
+    with _loading(path):
+        with np.load(path / SIMILAR, allow_pickle=False) as similar:
+            positions, scores = similar["positions"], similar["scores"]
+        with np.load(path / USER_TOP, allow_pickle=False) as user_top:
+            top_positions, top_scores = user_top["positions"], user_top["scores"]
+        return Bundle(
+            **vars(_ranker_part(path, manifest)),
+            user_ids=np.load(path / USERS, allow_pickle=False),
+            history=_load_csr(path / HISTORY),
+            similar_positions=positions,
+            similar_scores=scores,
+            user_top_positions=top_positions,
+            user_top_scores=top_scores,
+            rating_model=RatingPredictor.load(path),
+        )
+
+
+def read_ranker_bundle(path: Path) -> RankerBundle:
+    """The catalog and the ranker of a bundle, verifying the files it reads (RANKER_FILES):
+    at ml-25m's size about a third of the memory of the whole."""
+    path, manifest = _open(Path(path), verify=RANKER_FILES)
+    with _loading(path):
+        return _ranker_part(path, manifest)
+
+
+def _open(path: Path, verify: list[str] | None) -> tuple[Path, dict[str, Any]]:
+    """The bundle's directory and manifest, with its format and completeness checked and the
+    checksums of `verify` (None: every file) compared."""
     if (path / CURRENT).exists() and not (path / MANIFEST).exists():
         path = path / CURRENT
     manifest_path = path / MANIFEST
@@ -151,21 +194,22 @@ def read_bundle(path: Path) -> Bundle:
     if missing:
         raise BundleError(f"{path}: incomplete bundle, missing {', '.join(missing)}")
     for name, expected in files.items():
-        if sha256_of(path / name) != expected:
+        if (verify is None or name in verify) and sha256_of(path / name) != expected:
             raise BundleError(
                 f"{path}: {name} does not match its checksum in {MANIFEST} (tampered or corrupt)"
             )
+    return path, manifest
+
+
+@contextmanager
+def _loading(path: Path) -> Iterator[None]:
     try:
-        return _load_verified(path, manifest)
+        yield
     except (OSError, ValueError, KeyError) as exc:
         raise BundleError(f"{path}: cannot load bundle ({exc})") from exc
 
 
-def _load_verified(path: Path, manifest: dict[str, Any]) -> Bundle:
-    with np.load(path / SIMILAR, allow_pickle=False) as similar:
-        positions, scores = similar["positions"], similar["scores"]
-    with np.load(path / USER_TOP, allow_pickle=False) as user_top:
-        top_positions, top_scores = user_top["positions"], user_top["scores"]
+def _ranker_part(path: Path, manifest: dict[str, Any]) -> RankerBundle:
     ease = _load_csr(path / EASE) if (path / EASE).is_file() else None
     ranker_meta = manifest["ranker"]
     ranker = Ranker(
@@ -175,19 +219,12 @@ def _load_verified(path: Path, manifest: dict[str, Any]) -> Bundle:
         ease_weight=float(ranker_meta["ease_weight"]),
         scale_max=float(ranker_meta["scale_max"]),
     )
-    return Bundle(
+    return RankerBundle(
         path=path.resolve(),
         manifest=manifest,
         movies=pd.read_parquet(path / MOVIES),
         charts=pd.read_parquet(path / CHARTS),
-        user_ids=np.load(path / USERS, allow_pickle=False),
-        history=_load_csr(path / HISTORY),
-        similar_positions=positions,
-        similar_scores=scores,
-        user_top_positions=top_positions,
-        user_top_scores=top_scores,
         ranker=ranker,
-        rating_model=RatingPredictor.load(path),
     )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from app.errors import DomainError, UnknownMovie, UnknownMovies
 from app.services.search import TitleIndex
-from training.bundle import Bundle
+from training.bundle import RankerBundle
 from training.interactions import IdIndex
 
 
@@ -28,7 +28,7 @@ def _optional_int(value: object) -> int | None:
 
 
 class Catalog:
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: RankerBundle):
         movies = bundle.movies
         self.index = IdIndex(movies["movie_id"].to_numpy(np.int64))
         self.size = len(movies)

@@ -19,7 +19,7 @@ from cachetools import Cache, LRUCache, TTLCache
 from app.errors import RatingOffScale
 from app.metrics import Metrics
 from app.services.catalog import Catalog, Filters
-from training.bundle import Bundle
+from training.bundle import Bundle, RankerBundle
 from training.interactions import IdIndex
 
 RANKING_DEPTH = 500  # movies kept per computed user ranking; deeper filters score in full
@@ -85,7 +85,47 @@ def per_user_cache(size: int, seconds: float) -> Cache[int, Any]:
     return TTLCache(maxsize=size, ttl=seconds) if seconds > 0 else LRUCache(maxsize=size)
 
 
-class Recommender:
+class VisitorRanker:
+    """Recommendations for a visitor from the movies they rate: all that needs is the catalog
+    and the ranker, so the visitor process (app.services.visitor_process) holds only this."""
+
+    def __init__(self, bundle: RankerBundle, catalog: Catalog):
+        self.catalog = catalog
+        self.ranker = bundle.ranker
+        self.scale = bundle.rating_scale
+        # Compile a visitor's kernel (fold-in, ranking and "because" in one call), or load it
+        # from numba's cache, now rather than on a request.
+        self.for_visitor(np.zeros(1, np.int64), np.full(1, self.scale[1], np.float32), 1, Filters())
+
+    def visitor_answer(self, rated: Mapping[int, float], k: int, filters: Filters) -> bytes:
+        """POST /recommendations' answer for a visitor's ratings by movie id, encoded:
+        `{"items": for_visitor(...)}`. Unknown movies raise UnknownMovies, ratings off the
+        scale RatingOffScale. Made in the thread pool (Services.visitors), so that the event
+        loop only hands the bytes over: here the cards are encoded where they were just built
+        (app.api.common.encoded says why)."""
+        positions = self.catalog.positions(list(rated))
+        RatingOffScale.check(rated.items(), self.scale, stored=False)
+        ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
+        return orjson.dumps({"items": self.for_visitor(positions, ratings, k, filters)})
+
+    def for_visitor(
+        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
+    ) -> list[dict[str, Any]]:
+        """A visitor's top-k from the movies they rated (positions), folded into ALS: every
+        movie they rated counts as seen, and each pick's "because" is one they liked."""
+        return self._items(*self.ranker.visitor_best(positions, ratings, k, self.catalog.eligible(filters)))
+
+    def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:
+        """Ranked movies as answered: each card with its score and its "because" (or None)."""
+        cards, sources = self.catalog.cards, self.catalog.sources
+        rounded = scores.astype(np.float64).round(6).tolist()  # as Catalog.card, in one call
+        return [
+            {**cards[p], "score": s, "because": sources[b] if b >= 0 else None}
+            for p, s, b in zip(positions.tolist(), rounded, because.tolist(), strict=True)
+        ]
+
+
+class Recommender(VisitorRanker):
     def __init__(
         self,
         bundle: Bundle,
@@ -94,10 +134,9 @@ class Recommender:
         cache_size: int = 10_000,
         cache_seconds: float = 0.0,
     ):
+        super().__init__(bundle, catalog)
         self.metrics = metrics
         self.bundle = bundle
-        self.catalog = catalog
-        self.ranker = bundle.ranker
         self.users = IdIndex(bundle.user_ids)
         self.history = bundle.history.tocsr()
         self._top_positions = bundle.user_top_positions
@@ -106,12 +145,8 @@ class Recommender:
         self._rankings: Cache[int, Ranking] = per_user_cache(cache_size, cache_seconds)  # by user id
         self._lock = threading.Lock()
         self._generation = 0
-        scale = bundle.manifest["dataset"]["rating_scale"]
-        self.scale = (float(scale[0]), float(scale[1]))
-        # Compile the kernels (or load them from numba's cache) now, not on a request: the
-        # rating prediction's, and a visitor's (fold-in, ranking and "because" in one call).
+        # Compile the rating prediction's kernel (or load it from numba's cache) now, not on a request.
         bundle.rating_model.predict(np.zeros(1, np.int64), np.zeros(1, np.int64), self.history)
-        self.for_visitor(np.zeros(1, np.int64), np.full(1, self.scale[1], np.float32), 1, Filters())
 
     # users ---------------------------------------------------------------------------------
     def user_row(self, user_id: int) -> int:
@@ -265,39 +300,12 @@ class Recommender:
         items = self._items(ranking.positions[chosen], ranking.scores[chosen], ranking.because[chosen])
         return {"user_id": user_id, "known_user": True, "fallback": None, "items": items}
 
-    def visitor_answer(self, rated: Mapping[int, float], k: int, filters: Filters) -> bytes:
-        """POST /recommendations' answer for a visitor's ratings by movie id, encoded:
-        `{"items": for_visitor(...)}`. Unknown movies raise UnknownMovies, ratings off the
-        scale RatingOffScale. Made in the thread pool (Services.visitors), so that the event
-        loop only hands the bytes over: here the cards are encoded where they were just built
-        (app.api.common.encoded says why)."""
-        positions = self.catalog.positions(list(rated))
-        RatingOffScale.check(rated.items(), self.scale, stored=False)
-        ratings = np.fromiter(rated.values(), dtype=np.float32, count=len(rated))
-        return orjson.dumps({"items": self.for_visitor(positions, ratings, k, filters)})
-
-    def for_visitor(
-        self, positions: np.ndarray, ratings: np.ndarray, k: int, filters: Filters
-    ) -> list[dict[str, Any]]:
-        """A visitor's top-k from the movies they rated (positions), folded into ALS: every
-        movie they rated counts as seen, and each pick's "because" is one they liked."""
-        return self._items(*self.ranker.visitor_best(positions, ratings, k, self.catalog.eligible(filters)))
-
     def _rank(self, vector: np.ndarray, history: History, k: int, filters: Filters) -> list[dict[str, Any]]:
         """Top-k of the catalog scored for a user, filtered."""
         seen = history.positions[history.seen]
         mask = self.catalog.eligible(filters)
         found = self.ranker.user_best_unseen(vector, history.positions, seen, k, mask)
         return self._items(*found, self._because(found[0], history))
-
-    def _items(self, positions: np.ndarray, scores: np.ndarray, because: np.ndarray) -> list[dict[str, Any]]:
-        """Ranked movies as answered: each card with its score and its "because" (or None)."""
-        cards, sources = self.catalog.cards, self.catalog.sources
-        rounded = scores.astype(np.float64).round(6).tolist()  # as Catalog.card, in one call
-        return [
-            {**cards[p], "score": s, "because": sources[b] if b >= 0 else None}
-            for p, s, b in zip(positions.tolist(), rounded, because.tolist(), strict=True)
-        ]
 
     def _because(self, picks: np.ndarray, history: History) -> np.ndarray:
         """For each pick, the liked movie (seen, rated at least the user's median) most similar

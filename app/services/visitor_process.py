@@ -6,8 +6,9 @@ still takes turns at one lock with the event loop. Under load the loop then wait
 worker and the worker for the loop: in one process new visitors' requests reached ~0.6 of
 /health's throughput, in a second process ~0.8 (README, Under load).
 
-The child (`python -m app.services.visitor_process BUNDLE_DIR FD`) reads the same bundle
-and answers batches of visitors over its end of a Unix socket pair. Both ways the messages
+The child (`python -m app.services.visitor_process BUNDLE_DIR FD`) reads the catalog and the
+ranker of the same bundle (`read_ranker_bundle`: not the users' tables or the rating model) and
+answers batches of visitors over its end of a Unix socket pair. Both ways the messages
 are length-prefixed frames: a batch as JSON (orjson), each answer as its kind and bytes (the
 answer's JSON, or the error that is answered instead); never pickle.
 
@@ -313,22 +314,22 @@ def main(bundle_dir: str, fd: str) -> None:
     # the socket, and that is what ends the child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as app.main: one thread per process
-    from app.services.recommender import Recommender
-    from training.bundle import BundleError, read_bundle
+    from app.services.recommender import VisitorRanker
+    from training.bundle import BundleError, read_ranker_bundle
 
     sock = socket.socket(fileno=int(fd))
     stream = sock.makefile("rb")
     try:
-        bundle = read_bundle(Path(bundle_dir))
+        bundle = read_ranker_bundle(Path(bundle_dir))
     except BundleError as exc:  # the server logs that the child did not start
         sys.exit(f"cinerec visitor process: {exc}")
-    recommender = Recommender(bundle, Catalog(bundle))
+    visitors = VisitorRanker(bundle, Catalog(bundle))
     sock.sendall(encode_answer(OK, bundle.version.encode()))
     while True:
         try:
             (length,) = BATCH.unpack(read_exactly(stream.read, BATCH.size))
             calls = orjson.loads(read_exactly(stream.read, length))
-            sock.sendall(answer_each(recommender.visitor_answer, calls))
+            sock.sendall(answer_each(visitors.visitor_answer, calls))
         except (EOFError, OSError):  # the server closed its end, or went away
             return
 

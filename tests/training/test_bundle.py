@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training.build import build, rating_beside_ranking
-from training.bundle import CURRENT, FORMAT_VERSION, MANIFEST, BundleError, read_bundle
+from training.bundle import (
+    CURRENT,
+    FORMAT_VERSION,
+    MANIFEST,
+    BundleError,
+    RankerBundle,
+    read_bundle,
+    read_ranker_bundle,
+)
 from training.config import BuildConfig, TuneConfig
 from training.datasets import load_dataset
 from training.models.als import ALSConfig
@@ -73,19 +82,47 @@ def _copy(built: Path, tmp_path: Path) -> Path:
     return target
 
 
-def test_tampered_file_is_refused(built: Path, tmp_path: Path) -> None:
-    bundle = _copy(built, tmp_path)
-    factors = np.load(bundle / "als_item_factors.npy")
-    np.save(bundle / "als_item_factors.npy", factors * 2)
-    with pytest.raises(BundleError, match=r"als_item_factors\.npy does not match its checksum"):
-        read_bundle(bundle)
+def test_the_ranker_part_is_the_whole_bundles(built: Path) -> None:
+    whole, part = read_bundle(built), read_ranker_bundle(built)
+    assert type(part) is RankerBundle
+    assert (part.path, part.version, part.rating_scale) == (whole.path, whole.version, (1.0, 5.0))
+    assert part.movies.equals(whole.movies)
+    assert part.charts.equals(whole.charts)
+    assert np.array_equal(part.ranker.als.item_factors, whole.ranker.als.item_factors)
+    assert (part.ranker.als_weight, part.ranker.ease_weight) == (
+        whole.ranker.als_weight,
+        whole.ranker.ease_weight,
+    )
+    assert (part.ranker.ease is None) == (whole.ranker.ease is None)
+    if whole.ranker.ease is not None:
+        assert part.ranker.ease is not None
+        assert np.array_equal(part.ranker.ease.toarray(), whole.ranker.ease.toarray())
 
 
-def test_missing_file_is_refused(built: Path, tmp_path: Path) -> None:
+READERS = pytest.mark.parametrize("read", [read_bundle, read_ranker_bundle])
+
+
+@READERS
+@pytest.mark.parametrize("name", ["als_item_factors.npy", "movies.parquet"])
+def test_tampered_file_is_refused(
+    built: Path, tmp_path: Path, read: Callable[[Path], RankerBundle], name: str
+) -> None:
     bundle = _copy(built, tmp_path)
-    (bundle / "similar.npz").unlink()
+    with (bundle / name).open("r+b") as file:
+        file.seek(-1, 2)
+        last = file.read(1)
+        file.seek(-1, 2)
+        file.write(bytes([last[0] ^ 1]))
+    with pytest.raises(BundleError, match=rf"{name} does not match its checksum"):
+        read(bundle)
+
+
+@READERS
+def test_missing_file_is_refused(built: Path, tmp_path: Path, read: Callable[[Path], RankerBundle]) -> None:
+    bundle = _copy(built, tmp_path)
+    (bundle / "similar.npz").unlink()  # not read by read_ranker_bundle, but the bundle is incomplete
     with pytest.raises(BundleError, match=r"incomplete bundle, missing similar\.npz"):
-        read_bundle(bundle)
+        read(bundle)
 
 
 def test_missing_manifest_and_other_format(built: Path, tmp_path: Path) -> None:
