@@ -7,8 +7,8 @@ worker and the worker for the loop: in one process new visitors' requests reache
 /health's throughput, in a second process ~0.8 (README, Under load).
 
 The child (`python -m app.services.visitor_process BUNDLE_DIR FD`) reads the catalog and the
-ranker of the same bundle (`read_ranker_bundle`: not the users' tables or the rating model) and
-answers batches of visitors over its end of a Unix socket pair. Both ways the messages
+ranker of the same bundle (`read_ranker_bundle`: not the users' tables or the rating model)
+and answers batches of visitors over its end of a Unix socket pair. Both ways the messages
 are length-prefixed frames: a batch as JSON (orjson), each answer as its kind and bytes (the
 answer's JSON, or the error that is answered instead); never pickle.
 
