@@ -4,7 +4,8 @@ A bundle is a directory of pickle-free files (npy/npz, parquet, JSON) plus manif
 which records the format version, dataset provenance, configs, code version, counts,
 metrics, creation time and a SHA-256 per file. `write_bundle` writes a new versioned
 directory and atomically repoints `<out>/current` at it; `read_bundle` verifies everything
-before returning, so a missing, incomplete or tampered bundle is refused with one clear line.
+before returning, so a missing, incomplete or tampered bundle is refused with one clear line
+(`read_ranker_bundle` reads and verifies only what a visitor's answer needs).
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ def read_bundle(path: Path) -> Bundle:
 
 
 def read_ranker_bundle(path: Path) -> RankerBundle:
-    """The catalog and the ranker of a bundle, verifying the files it reads (RANKER_FILES):
-    at ml-25m's size about a third of the memory of the whole."""
+    """The catalog and the ranker of a bundle, verifying the files it reads (RANKER_FILES).
+    A process holding only these took 0.64 GB against 0.97 GB for the whole bundle shaped
+    like ml-25m (README, the visitor process's memory)."""
     path, manifest = _open(Path(path), verify=RANKER_FILES)
     with _loading(path):
         return _ranker_part(path, manifest)
