@@ -152,7 +152,11 @@ def _build_on_spark(data: str, out: Path, settings: BuildConfig) -> None:
 def evaluate(
     data: DataOption,
     protocol: Annotated[
-        str, typer.Option(help="holdout (ranking), kfold (5-fold RMSE) or time (Netflix-style by year).")
+        str,
+        typer.Option(
+            help="holdout (ranking), kfold (5-fold RMSE), time (Netflix-style by year) or probe "
+            "(the Netflix Prize's probe set, with its original files)."
+        ),
     ] = "holdout",
     json_path: Annotated[
         Path, typer.Option("--json", help="Report file; PNG plots are written beside it.")

@@ -1,4 +1,4 @@
-"""Offline evaluation: ranking (holdout) and rating (kfold, time) protocols, JSON and plots.
+"""Offline evaluation: ranking (holdout) and rating (kfold, time, probe) protocols, JSON and plots.
 
 - holdout: per user a random 20% of their ratings (seed 0) held out; every held-out movie is
   relevant; movies seen in training are never recommended. Models are tuned exactly as
@@ -6,12 +6,15 @@
 - kfold: 5-fold RMSE/MAE of the rating predictors.
 - time: fit on ratings up to year T-2, tune on T-1, refit up to T-1 and report year T (the
   customary Netflix-sample protocol, T = the last year of the data).
+- probe: the Netflix Prize's original files: RMSE on probe.txt's ratings, the models fitted
+  on the rest (see `probe_split` for the tuning part).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,15 +140,81 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
     fit_part, tune_part, test_part = years <= last - 2, years == last - 1, years == last
     if not (fit_part.any() and tune_part.any() and test_part.any()):
         raise ValueError(f"the time protocol needs ratings in {last - 2} or before, {last - 1} and {last}")
+    report = _tuned_rating_report(dataset, config, say, (fit_part, tune_part, test_part), str(last - 1))
+    _say_figures(report, say, f"on {last}")
+    return {
+        "protocol": "time",
+        "description": f"fit <= {last - 2}, tune on {last - 1}, refit <= {last - 1}, test {last}; "
+        "95% CI: bootstrap over the test ratings",
+        **report,
+    }
+
+
+def evaluate_probe(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0) -> dict[str, Any]:
+    """The Netflix Prize's own split: RMSE on probe.txt's ratings (`seed` is not used)."""
+    if dataset.probe.empty:
+        raise ValueError("the probe protocol needs the Netflix Prize's probe.txt beside its original files")
+    ratings = dataset.ratings.reset_index(drop=True)
+    parts = probe_split(ratings, dataset.probe)
+    if not parts[2].any():
+        raise ValueError("none of probe.txt's pairs is among the ratings")
+    report = _tuned_rating_report(
+        replace(dataset, ratings=ratings), config, say, parts, "the probe users' latest other ratings"
+    )
+    _say_figures(report, say, "on the probe")
+    return {
+        "protocol": "probe",
+        "description": "fit on the ratings outside probe.txt, tune on each probe user's latest "
+        "ratings outside it (as many as they have in it), refit without the probe, test the probe; "
+        "95% CI: bootstrap over the probe ratings",
+        **report,
+    }
+
+
+def probe_split(ratings: pd.DataFrame, probe: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks over `ratings` (fit, tune, test): test is the probe's pairs; tune holds, for each
+    user in the probe, their latest ratings outside it, as many as they have in it: the way
+    Netflix drew the probe from each user's latest ratings, one step further back."""
+    width = int(max(ratings["movie_id"].max(), probe["movie_id"].max())) + 1
+    keys = ratings["user_id"].to_numpy(np.int64) * width + ratings["movie_id"].to_numpy(np.int64)
+    probe_keys = probe["user_id"].to_numpy(np.int64) * width + probe["movie_id"].to_numpy(np.int64)
+    test = np.isin(keys, probe_keys)
+    in_probe = ratings.loc[test, "user_id"].value_counts()
+    rest = ratings.loc[~test, ["user_id", "timestamp"]].sort_values(
+        ["user_id", "timestamp"], ascending=[True, False], kind="stable"
+    )
+    latest = rest.groupby("user_id").cumcount().to_numpy()
+    wanted = rest["user_id"].map(in_probe).fillna(0).to_numpy()
+    tune = np.zeros(len(ratings), dtype=bool)
+    tune[rest.index[latest < wanted]] = True
+    return ~(test | tune), tune, test
+
+
+# The rating model's grid, tuned by `time` and `probe` on their tune part: the penalties of the
+# biases and of the factors, and whether to follow the drift of the mean.
+RATING_GRID = list(itertools.product((1.0, 5.0, 15.0, 30.0), (0.05, 0.14, 0.3, 0.6, 1.2), (None, 365.0)))
+
+
+def _tuned_rating_report(
+    dataset: Dataset,
+    config: BuildConfig,
+    say: Say,
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tuned_on: str,
+) -> dict[str, Any]:
+    """Tune the rating models on `tune` with `fit`, refit on both and report on `test`."""
+    fit_part, tune_part, test_part = parts
+    ratings = dataset.ratings
     users = IdIndex.of(ratings["user_id"])
     movies = IdIndex.of(dataset.movies["movie_id"])
     scale = dataset.rating_scale
 
     def errors(
-        train_mask: np.ndarray, test_mask: np.ndarray, rating: PredictorConfig
+        train_mask: np.ndarray, test_mask: np.ndarray, rating: PredictorConfig, every_model: bool = True
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Each model's squared error on every rating of the test part, and which of those
-        ratings come from users with ratings in the training part."""
+        """Each model's squared error on every rating of the test part (the served model's
+        alone unless `every_model`), and which of those ratings come from users with ratings
+        in the training part."""
         train_m = user_item_matrix(ratings[train_mask], users, movies)
         test = ratings[test_mask]
         u = users.positions(test["user_id"].to_numpy())
@@ -153,43 +222,46 @@ def evaluate_time(dataset: Dataset, config: BuildConfig, say: Say, seed: int = 0
         u = np.where(known, u, -1)  # no ratings yet: unknown
         i = movies.positions(test["movie_id"].to_numpy())
         offset = drift_offset(ratings[train_mask], rating.recent_days)
-        predicted = _rating_predictions(train_m, u, i, rating, scale, offset)
+        if every_model:
+            predicted = _rating_predictions(train_m, u, i, rating, scale, offset)
+        else:
+            predicted = {"served": RatingPredictor.fit(train_m, rating, scale, offset).predict(u, i, train_m)}
         return {name: (p - test["rating"].to_numpy()) ** 2 for name, p in predicted.items()}, known
 
-    # Tune the regularisation of the biases and factors, and whether to follow the drift of
-    # the mean, on year T-1; then refit through T-1.
+    # One fit per grid point: the other models are fitted for the report only.
     best: tuple[float, PredictorConfig] | None = None
-    grid = itertools.product((1.0, 5.0, 15.0, 30.0), (0.05, 0.14, 0.3, 0.6, 1.2), (None, 365.0))
-    for bias_reg, reg, recent in grid:
+    for bias_reg, reg, recent in RATING_GRID:
         mf = config.rating.mf.model_copy(update={"bias_regularization": bias_reg, "regularization": reg})
         candidate = config.rating.model_copy(update={"mf": mf, "recent_days": recent})
-        value = float(_root_mean(errors(fit_part, tune_part, candidate)[0]["served"]))
+        value = float(_root_mean(errors(fit_part, tune_part, candidate, every_model=False)[0]["served"]))
         if best is None or value < best[0]:
             best = (value, candidate)
     assert best is not None
     chosen = {**best[1].mf.model_dump(), "recent_days": best[1].recent_days}
-    say(f"  tuned on {last - 1}: RMSE {best[0]:.4f} with {chosen}")
+    say(f"  tuned on {tuned_on}: RMSE {best[0]:.4f} with {chosen}")
     models = {}
     squared_errors, known = errors(fit_part | tune_part, test_part, best[1])
     for name, squared in squared_errors.items():
         value, ci = float(_root_mean(squared)), interval(squared, _root_mean)
-        # Users new in the test year get the movie's bias and the mean alone.
+        # Users new in the test part get the movie's bias and the mean alone.
         by_user = {
             "rmse_known_users": float(_root_mean(squared[known])) if known.any() else None,
             "rmse_new_users": float(_root_mean(squared[~known])) if (~known).any() else None,
         }
         mae = float(np.mean(np.sqrt(squared)))
         models[name] = {"rmse": value, "rmse_ci95": ci, "mae": mae, **by_user}
-        say(f"  {name:<10} RMSE {value:.4f} (95% CI {ci[0]:.4f}-{ci[1]:.4f}) on {last}")
     return {
-        "protocol": "time",
-        "description": f"fit <= {last - 2}, tune on {last - 1}, refit <= {last - 1}, test {last}; "
-        "95% CI: bootstrap over the test ratings",
         "models": models,
         "tuned": {"validation_rmse": best[0], "chosen": chosen},
         "test_ratings": int(test_part.sum()),
         "test_ratings_of_known_users": int(known.sum()),
     }
+
+
+def _say_figures(report: dict[str, Any], say: Say, where: str) -> None:
+    for name, model in report["models"].items():
+        low, high = model["rmse_ci95"]
+        say(f"  {name:<10} RMSE {model['rmse']:.4f} (95% CI {low:.4f}-{high:.4f}) {where}")
 
 
 def _rating_predictions(
@@ -278,6 +350,7 @@ PROTOCOLS: dict[str, Callable[[Dataset, BuildConfig, Say, int], dict[str, Any]]]
     "holdout": evaluate_holdout,
     "kfold": evaluate_kfold,
     "time": evaluate_time,
+    "probe": evaluate_probe,
 }
 
 

@@ -6,13 +6,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import write_movielens_csv
+from tests.conftest import synthetic_ratings, write_movielens_csv
 from training.config import BuildConfig, TuneConfig
 from training.datasets import load_dataset
-from training.evaluate import run, write_plots
+from training.evaluate import probe_split, run, write_plots
 from training.models.als import ALSConfig
 from training.models.predictor import PredictorConfig
 from training.models.rating import RatingConfig
@@ -106,3 +107,62 @@ def test_time_protocol_needs_three_years(dataset) -> None:  # type: ignore[no-un
     single = replace(dataset, ratings=dataset.ratings.assign(timestamp=1_500_000_000))
     with pytest.raises(ValueError, match="needs ratings"):
         run(single, "time", _config(), lambda _: None)
+
+
+def test_probe_split_holds_out_the_probe_and_tunes_on_the_latest_ratings_before_it() -> None:
+    ratings = pd.DataFrame(
+        [(1, m, 3.0, t) for m, t in zip(range(10, 15), range(1, 6), strict=True)]
+        + [(2, 10, 4.0, 6), (2, 11, 4.0, 5), (3, 12, 2.0, 1), (3, 13, 2.0, 2)],
+        columns=["user_id", "movie_id", "rating", "timestamp"],
+    )
+    probe = pd.DataFrame({"user_id": [1, 1, 2, 4], "movie_id": [14, 13, 10, 10]})  # (4, 10) not rated
+    fit, tune, test = probe_split(ratings, probe)
+    pairs = list(zip(ratings["user_id"], ratings["movie_id"], strict=True))
+
+    def chosen(mask: np.ndarray) -> set[tuple[int, int]]:
+        return {pair for pair, kept in zip(pairs, mask, strict=True) if kept}
+
+    assert chosen(test) == {(1, 14), (1, 13), (2, 10)}
+    # As many of each probe user's latest other ratings as they have in the probe; user 3 has none.
+    assert chosen(tune) == {(1, 12), (1, 11), (2, 11)}
+    assert chosen(fit) == {(1, 10), (3, 12), (3, 13)}
+
+
+def _netflix_original(directory: Path) -> Path:
+    """The fixture's ratings in the Netflix Prize's original layout, with each user's latest
+    rating in probe.txt."""
+    ratings = synthetic_ratings().rename(columns={"userId": "user_id", "movieId": "movie_id"})
+    ratings["rating"] = ratings["rating"].round().clip(1, 5).astype(int)
+    ratings["date"] = pd.to_datetime(ratings["timestamp"], unit="s").dt.strftime("%Y-%m-%d")
+    (directory / "training_set").mkdir(parents=True)
+    for movie, group in ratings.groupby("movie_id"):
+        lines = "".join(f"{u},{r},{d}\n" for u, r, d in group[["user_id", "rating", "date"]].to_numpy())
+        (directory / "training_set" / f"mv_{movie:07d}.txt").write_text(f"{movie}:\n{lines}")
+    latest = ratings.sort_values("timestamp").groupby("user_id").tail(1)
+    probe = "".join(
+        f"{movie}:\n" + "".join(f"{u}\n" for u in group["user_id"])
+        for movie, group in latest.groupby("movie_id")
+    )
+    (directory / "probe.txt").write_text(probe)
+    return directory
+
+
+def test_probe_protocol(tmp_path: Path) -> None:
+    dataset = load_dataset(_netflix_original(tmp_path / "netflix"))
+    assert len(dataset.probe) == 60
+    report = run(dataset, "probe", _config(), lambda _: None)
+    assert report["protocol"] == "probe"
+    assert report["test_ratings"] == report["test_ratings_of_known_users"] == 60
+    models = report["models"]
+    assert models["served"]["rmse"] < models["global_mean"]["rmse"]  # the two taste groups are learnt
+    for model in models.values():
+        low, high = model["rmse_ci95"]
+        assert low <= model["rmse"] <= high
+        assert model["rmse_new_users"] is None  # every probe user has other ratings
+    assert json.loads(json.dumps(report))["tuned"]["chosen"]["bias_regularization"] > 0
+    assert write_plots(report, tmp_path / "probe")[0].name == "probe_rmse.png"
+
+
+def test_probe_protocol_needs_the_probe(dataset) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=r"needs the Netflix Prize's probe\.txt"):
+        run(dataset, "probe", _config(), lambda _: None)
