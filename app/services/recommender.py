@@ -126,6 +126,9 @@ class VisitorRanker:
 
 
 class Recommender(VisitorRanker):
+    """Everything else the API answers from the whole bundle: known users' rankings (with
+    their live feedback), similar movies, "because you watched" rows and rating predictions."""
+
     def __init__(
         self,
         bundle: Bundle,
