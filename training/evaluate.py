@@ -222,10 +222,7 @@ def _tuned_rating_report(
         u = np.where(known, u, -1)  # no ratings yet: unknown
         i = movies.positions(test["movie_id"].to_numpy())
         offset = drift_offset(ratings[train_mask], rating.recent_days)
-        if every_model:
-            predicted = _rating_predictions(train_m, u, i, rating, scale, offset)
-        else:
-            predicted = {"served": RatingPredictor.fit(train_m, rating, scale, offset).predict(u, i, train_m)}
+        predicted = _rating_predictions(train_m, u, i, rating, scale, offset, every_model)
         return {name: (p - test["rating"].to_numpy()) ** 2 for name, p in predicted.items()}, known
 
     # One fit per grid point: the other models are fitted for the report only.
@@ -271,10 +268,14 @@ def _rating_predictions(
     config: PredictorConfig,
     scale: tuple[float, float],
     offset: float = 0.0,
+    every_model: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Predictions of every rating model on the same pairs: mean, MF, kNN and the served blend."""
-    mean = float(train.data.mean())
+    """Predictions of every rating model on the same pairs: mean, MF, kNN and the served blend
+    (the served model's alone unless `every_model`)."""
     served = RatingPredictor.fit(train, config, scale, offset)
+    if not every_model:
+        return {"served": served.predict(users, items, train)}
+    mean = float(train.data.mean())
     mf = served.mf if served.knn is not None else RatingModel.fit(train, config.mf, scale)
     knn = served.knn or ItemKNN.fit(train, config.knn)
     return {
