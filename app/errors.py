@@ -111,6 +111,15 @@ def unknown_genre(genre: str, where: str = "query") -> dict[str, Any]:
     return {"type": "unknown_genre", "loc": [where, "genre"], "msg": message, "input": genre}
 
 
+def unknown_parameter(name: str, value: str, accepted: list[str]) -> dict[str, Any]:
+    """A query parameter the route does not take, as one of FastAPI's validation errors (a
+    misspelt or misplaced parameter would otherwise be ignored without a word: `?limit=5` on a
+    route that takes `k` answering ten items)."""
+    takes = f"this route takes {', '.join(accepted)}" if accepted else "this route takes no query parameters"
+    message = f"unknown query parameter {name!r}; {takes}"
+    return {"type": "extra_forbidden", "loc": ["query", name], "msg": message, "input": value}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:

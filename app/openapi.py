@@ -4,14 +4,18 @@ Routes declare their domain errors with `errors(...)`, whose examples are the bo
 exceptions the code raises (app.errors), and a 413 with `too_large(...)`. `complete` then
 finishes FastAPI's schema: every 422 also gets examples of the validation errors that
 operation can answer (a body that is not JSON, a parameter of the wrong type, an unknown
-genre), and where the route declared domain 422s too, a schema admitting both shapes.
+genre, a query parameter the route does not take), and where the route declared domain 422s
+too, a schema admitting both shapes. Every operation can answer a 422: any of them refuses
+query parameters it does not take.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.errors import DomainError, unknown_genre
+from fastapi.openapi.utils import validation_error_definition, validation_error_response_definition
+
+from app.errors import DomainError, unknown_genre, unknown_parameter
 from app.schemas import ErrorBody
 
 Documented = dict[str, Any]
@@ -46,8 +50,16 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
     built, and this runs on it once per call of `app.openapi`)."""
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
-            if "422" in operation.get("responses", {}):
-                _validation(operation, operation["responses"]["422"])
+            responses = operation.setdefault("responses", {})
+            invalid = responses.setdefault("422", {"description": "Validation Error"})
+            invalid.setdefault("content", {}).setdefault("application/json", {}).setdefault(
+                "schema", VALIDATION
+            )
+            _validation(operation, invalid)
+    # FastAPI defines these only where some route declared a parameter or a body.
+    definitions = schema.setdefault("components", {}).setdefault("schemas", {})
+    definitions.setdefault("ValidationError", validation_error_definition)
+    definitions.setdefault("HTTPValidationError", validation_error_response_definition)
     return schema
 
 
@@ -75,6 +87,9 @@ def _validation(operation: dict[str, Any], response: Documented) -> None:
         examples.setdefault("int_parsing", _invalid(f"{integer['name']} is not an integer", error))
     if any(p["name"] == "genre" for p in parameters):
         examples.setdefault("unknown_genre", _invalid("An unknown genre", unknown_genre("Comdy")))
+    accepted = [p["name"] for p in parameters if p["in"] == "query"]
+    error = unknown_parameter("q", "toy story", accepted)
+    examples.setdefault("extra_forbidden", _invalid("A query parameter this route does not take", error))
 
 
 def _invalid(summary: str, error: dict[str, Any]) -> Documented:

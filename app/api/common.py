@@ -8,13 +8,22 @@ from collections.abc import Callable, Coroutine, Hashable, MutableMapping
 from typing import Annotated, Any, get_args, get_origin
 
 import orjson
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response, params
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError, create_model
+from starlette.datastructures import QueryParams
 
-from app.errors import RatingOffScale, Unauthorized, UnknownMovie, UnknownMovies, unknown_genre
+from app.errors import (
+    RatingOffScale,
+    Unauthorized,
+    UnknownMovie,
+    UnknownMovies,
+    unknown_genre,
+    unknown_parameter,
+)
 from app.openapi import errors, too_large
 from app.services.catalog import Catalog, Filters
 
@@ -97,15 +106,23 @@ class JSONRoute(APIRoute):
     not validate so, any other content type, and an app with dependency overrides take
     FastAPI's own path with the bytes already read, so every error answer is FastAPI's.
     GET routes whose inputs are path and query parameters have a direct path too
-    (`_direct_get`)."""
+    (`_direct_get`).
+
+    A query parameter the route does not take is a 422 naming it and the ones it takes, on
+    every path, as FastAPI answers a query model that forbids extra fields."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         direct = _direct_call(self)
         direct_get = _direct_get(self) if self.methods == {"GET"} else None
+        accepted = [
+            p.alias for p in get_flat_params(self.dependant) if isinstance(p.field_info, params.Query)
+        ]
 
         async def parse_with_orjson(request: Request) -> Response:
             request = _OrjsonRequest(request.scope, request.receive)
+            if request.scope["query_string"]:
+                _refuse_unknown(request.query_params, accepted)
             if direct_get is not None:
                 answer = await direct_get(request, b"")
                 if answer is not None:
@@ -118,6 +135,12 @@ class JSONRoute(APIRoute):
             return await handler(request)
 
         return parse_with_orjson
+
+
+def _refuse_unknown(query: QueryParams, accepted: list[str]) -> None:
+    unknown = [name for name in dict.fromkeys(query) if name not in accepted]
+    if unknown:
+        raise RequestValidationError([unknown_parameter(name, query[name], accepted) for name in unknown])
 
 
 Direct = Callable[[Request, bytes], Coroutine[Any, Any, Response | None]]

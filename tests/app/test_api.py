@@ -118,6 +118,30 @@ class TestCharts:
 
 
 @pytest.mark.parametrize(
+    ("url", "unknown", "takes"),
+    [
+        ("/trending?limit=5", ["limit"], "k, genre, year_from, year_to"),
+        ("/movies?q=toy&k=5&genre=Comedy", ["q", "k"], "query, genre, year_from, year_to, limit, offset"),
+        ("/users/3/recommendations?k=5&exlcude=2", ["exlcude"], "k, genre, year_from, year_to, exclude"),
+        ("/genres?sort=name", ["sort"], "no query parameters"),
+    ],
+)
+async def test_a_query_parameter_the_route_does_not_take_is_422_naming_it(
+    client: httpx.AsyncClient, url: str, unknown: list[str], takes: str
+) -> None:
+    """A misspelt or misplaced parameter is an error naming it and the ones the route takes,
+    not ignored: `?limit=5` on a route that takes `k` would answer ten items."""
+    response = await client.get(url)
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert [(error["type"], error["loc"]) for error in errors] == [
+        ("extra_forbidden", ["query", name]) for name in unknown
+    ]
+    assert all(error["msg"].endswith(f"this route takes {takes}") for error in errors)
+    assert (await client.get(url.split("?")[0])).status_code == 200
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "/trending",
@@ -606,11 +630,15 @@ async def test_every_parameter_and_field_has_an_example(client: httpx.AsyncClien
 
 # Each documented error example next to the request that produces it: the example must be
 # exactly what the server answers (the ids and the scale are those of the fixture's catalog).
-DOCUMENTED_ERRORS = [
+DOCUMENTED_ERRORS: list[tuple[str, str, str, Any, str, str]] = [
     ("GET", "/movies/{movie_id}", "/movies/999999", None, "404", "unknown_movie"),
     ("GET", "/movies/{movie_id}/similar", "/movies/999999/similar", None, "404", "unknown_movie"),
     ("GET", "/trending", "/trending?k=abc", None, "422", "int_parsing"),
     ("GET", "/trending", "/trending?genre=Comdy", None, "422", "unknown_genre"),
+    ("GET", "/trending", "/trending?q=toy+story", None, "422", "extra_forbidden"),
+    ("GET", "/movies", "/movies?q=toy+story", None, "422", "extra_forbidden"),
+    ("GET", "/health", "/health?q=toy+story", None, "422", "extra_forbidden"),
+    ("POST", "/predictions", "/predictions?q=toy+story", {"pairs": []}, "422", "extra_forbidden"),
     ("GET", "/users/{user_id}/recommendations", "/users/abc/recommendations", None, "422", "int_parsing"),
     ("POST", "/recommendations", "/recommendations", {"liked": [999999]}, "422", "unknown_movies"),
     (
