@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 # numpy scoring in the request thread pool must not fan out into BLAS threads of its own.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from alembic.util import CommandError
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -55,11 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             home = HomeConfig.load(settings.home_config)
             if settings.migrate_on_start:
                 await run_in_threadpool(migrate.upgrade, settings.database_url)
-        except (BundleError, OSError, ValidationError, SQLAlchemyError) as exc:
+        except (BundleError, OSError, ValidationError, SQLAlchemyError, CommandError) as exc:
             # One clear line in the log, then refuse to start.
             log.error("cannot start: %s", exc)
             raise StartupError(f"cinerec: cannot start: {exc}") from None
         engine = create_engine(settings.database_url)
+        if behind := await migrate.schema_behind(engine):
+            # Started anyway, every write would answer 503 as if the database were down.
+            await engine.dispose()
+            log.error("cannot start: %s", behind)
+            raise StartupError(f"cinerec: cannot start: {behind}")
         repository = FeedbackRepository(session_factory(engine))
         # Who has feedback stored, so that reads for everyone else skip the database; only
         # when this process's cache is exact (FEEDBACK_CACHE_SECONDS=0, see app.settings).

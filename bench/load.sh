@@ -19,7 +19,7 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null
 fi
 
-OPENBLAS_NUM_THREADS=1 ARTIFACTS_DIR="$ARTIFACTS" .venv/bin/python -m uvicorn app.main:app \
+OPENBLAS_NUM_THREADS=1 ARTIFACTS_DIR="$ARTIFACTS" MIGRATE_ON_START=true .venv/bin/python -m uvicorn app.main:app \
   --host 127.0.0.1 --port "$PORT" --loop asyncio --log-level warning --no-access-log >/tmp/cinerec-load-server.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT

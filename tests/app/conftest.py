@@ -39,6 +39,14 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _own_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app a test makes without naming a database gets a new, migrated one of its own,
+    never the working copy's data/cinerec.db (an app refuses a database left unmigrated)."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/default.db")
+    monkeypatch.setenv("MIGRATE_ON_START", "true")
+
+
 @pytest.fixture
 def recommender(artifacts: Path) -> Recommender:
     """A fresh recommender over the served bundle, with nothing cached yet."""

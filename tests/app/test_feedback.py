@@ -14,7 +14,8 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.main import create_app
+from app.db import migrate
+from app.main import StartupError, create_app
 from app.services.recommender import Recommender
 from app.settings import Settings
 from tests.app.conftest import POSTGRES_ADMIN_URL, postgres_database, serving
@@ -276,6 +277,48 @@ async def test_database_down_then_back(artifacts: Path) -> None:
         finally:
             await allow(True)
             await admin.dispose()
+
+
+async def test_an_unmigrated_database_stops_startup_naming_the_fix(artifacts: Path, tmp_path: Path) -> None:
+    """A database reachable but without the schema would answer every write 503 as if down:
+    the service refuses to start and says how to migrate it. The same file once migrated
+    starts."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/new.db"
+    app = create_app(Settings(artifacts_dir=artifacts, database_url=url, migrate_on_start=False))
+    with pytest.raises(StartupError, match=r"new\.db has not been migrated: run `make migrate`"):
+        async with LifespanManager(app):
+            pass
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with LifespanManager(create_app(Settings(artifacts_dir=artifacts, database_url=url))):
+        pass
+
+
+async def test_a_database_migrated_past_this_code_or_unreachable_still_serves(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    """A newer migration (code rolled back) keeps its tables; an unreachable database may come
+    back (reads answer from the bundle meanwhile, writes 503): neither stops start-up."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/ahead.db"
+    await asyncio.to_thread(migrate.upgrade, url)
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    await engine.dispose()
+    nowhere = "postgresql+asyncpg://postgres@127.0.0.1:1/cinerec"  # nothing listens on port 1
+    for database_url in (url, nowhere):
+        app = create_app(Settings(artifacts_dir=artifacts, database_url=database_url, migrate_on_start=False))
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as http,
+        ):
+            assert (await http.get("/users/3/recommendations")).status_code == 200
+            write = await http.post("/users/3/ratings", json={"ratings": [{"movie_id": 1, "rating": 4}]})
+            assert write.status_code == (201 if database_url == url else 503)
+    # Asked to migrate it, this code cannot: one clear line, no traceback of Alembic's.
+    app = create_app(Settings(artifacts_dir=artifacts, database_url=url, migrate_on_start=True))
+    with pytest.raises(StartupError, match="cannot start: Can't locate revision identified by '9999_from"):
+        async with LifespanManager(app):
+            pass
 
 
 def test_a_ranking_read_before_a_write_is_not_cached(recommender: Recommender) -> None:
