@@ -135,7 +135,7 @@ def _build_on_spark(data: str, out: Path, settings: BuildConfig) -> None:
     from training.datasets import DatasetError
 
     started = time.perf_counter()
-    spark = session(settings.spark.master, settings.spark.driver_memory)
+    spark = session(settings.spark.master, settings.spark.driver_memory, settings.spark.checkpoint_dir)
     try:
         directory = build_spark(spark, data, out, settings, step=lambda m: console.print(m))
     except DatasetError as exc:

@@ -41,6 +41,9 @@ class SparkConfig(BaseModel):
 
     master: str = "local[*]"
     driver_memory: str = "4g"
+    # Where MLlib's ALS checkpoints every 10 iterations (training.spark.session): a temporary
+    # directory for a local master when unset; a cluster needs a path all its nodes reach.
+    checkpoint_dir: str | None = None
     # MLlib's ALS penalty is λ·n per user and movie (n: their number of ratings), not
     # implicit's λ, so the ranking model has its own value on that scale. 0.1-0.2 matched the
     # local engine's defaults on ml-latest-small (bench/spark.py); 0.05 and 0.5 were worse.

@@ -17,7 +17,10 @@ sample) are read by the local loaders and handed to Spark as a DataFrame.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +55,12 @@ Step = Callable[[str], None]
 ALIASES = {"userId": "user_id", "movieId": "movie_id", "imdbId": "imdb_id", "tmdbId": "tmdb_id"}
 
 
-def session(master: str, driver_memory: str = "4g") -> SparkSession:
+def session(master: str, driver_memory: str = "4g", checkpoint_dir: str | None = None) -> SparkSession:
+    """A Spark session for `build_spark`. MLlib's ALS cuts the lineage of its iterations
+    every 10 (`checkpointInterval`) only where the context has a checkpoint directory; without
+    one a fit's tasks grow deep enough to overflow the JVM's stack (a StackOverflowError in the
+    rating model's ALS failed one CI run). A local master gets a temporary directory unless
+    given one; a cluster needs a shared path (HDFS, S3: SparkConfig.checkpoint_dir)."""
     # pyspark warns about pandas 3 on every conversion; the conversions used here (Arrow, plain
     # numeric and string columns) are covered by the tests.
     warnings.filterwarnings(
@@ -66,9 +74,15 @@ def session(master: str, driver_memory: str = "4g") -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "16")
+        .config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    if checkpoint_dir is None and master.startswith("local"):
+        checkpoint_dir = tempfile.mkdtemp(prefix="cinerec-spark-checkpoints-")
+        atexit.register(shutil.rmtree, checkpoint_dir, ignore_errors=True)
+    if checkpoint_dir is not None:
+        spark.sparkContext.setCheckpointDir(checkpoint_dir)
     return spark
 
 

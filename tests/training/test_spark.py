@@ -46,6 +46,14 @@ def spark() -> Iterator[SparkSession]:
     spark.stop()
 
 
+def test_a_local_session_checkpoints_als(spark: SparkSession) -> None:
+    """MLlib's ALS cuts its lineage every 10 iterations only with a checkpoint directory (a
+    fit without one overflowed the JVM's stack once in CI)."""
+    directory = spark.sparkContext.getCheckpointDir()
+    assert directory is not None
+    assert Path(directory.removeprefix("file:")).parent.name.startswith("cinerec-spark-checkpoints-")
+
+
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """A MovieLens CSV directory with 80% of each user's ratings, and the held-out rest."""
