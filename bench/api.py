@@ -160,9 +160,10 @@ async def run(artifacts: Path, n: int) -> None:
             ("GET /top-rated", "GET", "/top-rated?k=10&genre=Drama", None, n),
             (f"GET /movies/{movie}/similar", "GET", f"/movies/{movie}/similar?k=10", None, n),
             # Title search (not kept: each request searches): the most rated movie's title as a
-            # person types it, and a word a third of the titles hold.
+            # person types it, a word a third of the titles hold, and browsing (no query).
             (f"GET /movies?query={title}", "GET", f"/movies?{urlencode({'query': title})}", None, n),
             ("GET /movies?query=the", "GET", "/movies?query=the", None, n),
+            ("GET /movies (no query, page 2)", "GET", "/movies?offset=20", None, n),
             (f"GET /users/{user}/recommendations", "GET", f"/users/{user}/recommendations?k=10", None, n),
             ("GET /users/{new user}/recommendations", "GET", fresh, None, min(n, len(others) - WARM_UP)),
             (

@@ -57,6 +57,8 @@ class Catalog:
         self.sources = [{"movie_id": card["movie_id"], "title": card["title"]} for card in self.cards]
         self.n_ratings = movies["n_ratings"].to_numpy(np.int64)
         self.mean_rating = movies["mean_rating"].to_numpy(np.float64)
+        # Most rated first, ties by position: the order of an empty search.
+        self._by_popularity = np.lexsort((np.arange(self.size), -self.n_ratings))
         self._titles = TitleIndex(
             [card["title"] for card in self.cards], [card["year"] for card in self.cards]
         )
@@ -140,12 +142,10 @@ class Catalog:
             if mask is not None:
                 keep = mask[positions]
                 tiers, positions = tiers[keep], positions[keep]
-            order = np.lexsort((positions, -self.n_ratings[positions], tiers))
-            hits = positions[order].tolist()
+            hits = positions[np.lexsort((positions, -self.n_ratings[positions], tiers))]
         else:
-            candidates = np.flatnonzero(mask) if mask is not None else np.arange(self.size)
-            hits = sorted(candidates.tolist(), key=lambda p: (-self.n_ratings[p], p))
-        return len(hits), hits[offset : offset + limit]
+            hits = self._by_popularity if mask is None else self._by_popularity[mask[self._by_popularity]]
+        return len(hits), hits[offset : offset + limit].tolist()
 
     def chart(self, name: str, filters: Filters, k: int, min_ratings: int = 0) -> list[tuple[int, float]]:
         genre = ""

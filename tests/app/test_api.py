@@ -88,6 +88,19 @@ class TestMovies:
         assert body["items"]
         assert all("Drama" in m["genres"] and m["year"] >= 2000 for m in body["items"])
 
+    async def test_an_empty_search_lists_the_catalog_by_popularity(self, client: httpx.AsyncClient) -> None:
+        """Browsing: every movie the filters keep, most rated first, ties in id order, paged."""
+        counts = RATINGS.groupby("movieId").size()
+        released_since_2000 = range(20, 41)  # the fixture's movie i came out in 1980 + i
+        expected = sorted(released_since_2000, key=lambda movie: (-counts.get(movie, 0), movie))
+        assert len(set(counts[list(released_since_2000)])) > 1  # not vacuous: counts differ
+        pages = [
+            (await client.get("/movies", params={"year_from": 2000, "limit": 8, "offset": offset})).json()
+            for offset in (0, 8, 16)
+        ]
+        assert [page["total"] for page in pages] == [21, 21, 21]
+        assert [m["movie_id"] for page in pages for m in page["items"]] == expected
+
     async def test_genres(self, client: httpx.AsyncClient) -> None:
         items = (await client.get("/genres")).json()["items"]
         assert {g["name"] for g in items} == {"Action", "Comedy", "Drama", "Horror", "Romance"}
