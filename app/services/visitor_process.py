@@ -323,7 +323,7 @@ def main(bundle_dir: str, fd: str) -> None:
         bundle = read_ranker_bundle(Path(bundle_dir))
     except BundleError as exc:  # the server logs that the child did not start
         sys.exit(f"cinerec visitor process: {exc}")
-    visitors = VisitorRanker(bundle, Catalog(bundle))
+    visitors = VisitorRanker(bundle, Catalog(bundle, searchable=False))
     sock.sendall(encode_answer(OK, bundle.version.encode()))
     while True:
         try:

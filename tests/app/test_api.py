@@ -958,3 +958,15 @@ def test_because_is_the_liked_movie_most_like_the_pick(recommender: Recommender)
             pick = recommender.catalog.index.position(item["movie_id"])
             expected = liked[np.argmax(unit[liked] @ unit[pick])]
             assert item["because"]["movie_id"] == bundle.movies["movie_id"].iloc[expected]
+
+
+def test_a_catalog_without_its_title_index_browses_but_refuses_to_search(artifacts: Path) -> None:
+    """The visitor process leaves the title index out; such a catalog still lists by
+    popularity, and a title search on it is a plain error, not an empty answer."""
+    bundle = read_bundle(artifacts)
+    whole, lean = Catalog(bundle), Catalog(bundle, searchable=False)
+    everything = Filters(None, None, None, ())
+    assert lean.search("", everything, 10, 5) == whole.search("", everything, 10, 5)
+    assert whole.search("movie 1", everything, 10, 0)[0] == 11
+    with pytest.raises(RuntimeError, match="without its title index"):
+        lean.search("movie 1", everything, 10, 0)
