@@ -970,3 +970,32 @@ def test_a_catalog_without_its_title_index_browses_but_refuses_to_search(artifac
     assert whole.search("movie 1", everything, 10, 0)[0] == 11
     with pytest.raises(RuntimeError, match="without its title index"):
         lean.search("movie 1", everything, 10, 0)
+
+
+def test_a_search_is_ranked_once_and_then_filtered_and_paged_from_what_is_kept(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query's ranking is kept before the filters and the paging (each request applies its
+    own), within a budget in bytes: the least recently asked query goes first."""
+    bundle = read_bundle(artifacts)
+    fresh = Catalog(bundle)
+    kept_size = {q: fresh.search(q, Filters(), 1, 0)[0] * 8 + 100 for q in ("movie", "movie 1")}
+    assert kept_size == {"movie": 40 * 8 + 100, "movie 1": 11 * 8 + 100}  # int64 positions
+    monkeypatch.setattr("app.services.catalog.SEARCH_CACHE_BYTES", sum(kept_size.values()) + 1)
+    catalog = Catalog(bundle)
+    matched: list[str] = []
+    original = catalog._titles.matches  # type: ignore[union-attr]
+
+    def counting(query: str) -> list[tuple[int, int]]:
+        matched.append(query)
+        return original(query)
+
+    monkeypatch.setattr(catalog._titles, "matches", counting)
+    everything, drama = Filters(), Filters(genre="Drama", year_from=1995)
+    assert catalog.search("movie", everything, 5, 3) == fresh.search("movie", everything, 5, 3)
+    assert catalog.search("movie", drama, 5, 0) == fresh.search("movie", drama, 5, 0)
+    assert catalog.search(" movie ", drama, 50, 0) == fresh.search("movie", drama, 50, 0)
+    assert matched == ["movie"]
+    for query in ("movie 1", "movie 2", "movie"):  # two queries fill the budget
+        catalog.search(query, everything, 5, 0)
+    assert matched == ["movie", "movie 1", "movie 2", "movie"]
