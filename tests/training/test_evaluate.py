@@ -13,9 +13,11 @@ import pytest
 from tests.conftest import synthetic_ratings, write_movielens_csv
 from training.config import BuildConfig, TuneConfig
 from training.datasets import load_dataset
-from training.evaluate import probe_split, run, write_plots
+from training.evaluate import _SharedKNNFits, probe_split, run, write_plots
+from training.interactions import IdIndex, user_item_matrix
 from training.models.als import ALSConfig
-from training.models.predictor import PredictorConfig
+from training.models.knn import ItemKNN
+from training.models.predictor import PredictorConfig, RatingPredictor
 from training.models.rating import RatingConfig
 
 
@@ -166,3 +168,27 @@ def test_probe_protocol(tmp_path: Path) -> None:
 def test_probe_protocol_needs_the_probe(dataset) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=r"needs the Netflix Prize's probe\.txt"):
         run(dataset, "probe", _config(), lambda _: None)
+
+
+def test_the_tuning_grid_fits_the_knn_part_once_for_every_mf_setting() -> None:
+    """The served blend refitted with other MF penalties reuses the kNN fits of the same
+    ratings (the whole and the blend's split of it), and predicts exactly as if it had fitted
+    its own."""
+    ratings = synthetic_ratings().rename(columns={"userId": "user_id", "movieId": "movie_id"})
+    matrix = user_item_matrix(ratings, IdIndex.of(ratings["user_id"]), IdIndex.of(ratings["movie_id"]))
+    scale = (0.5, 5.0)
+    fits = _SharedKNNFits()
+    users, movies = np.repeat(np.arange(10), 4), np.tile(np.arange(4), 10)
+    served = []
+    for penalty in (0.05, 0.5):
+        config = PredictorConfig(mf=RatingConfig(factors=4, regularization=penalty), min_blend_ratings=10)
+        shared = RatingPredictor.fit(matrix.copy(), config, scale, fit_knn=fits)
+        own = RatingPredictor.fit(matrix, config, scale, fit_knn=ItemKNN.fit)
+        assert shared.knn is not None
+        np.testing.assert_array_equal(shared.weights, own.weights)
+        predicted = shared.predict(users, movies, matrix)
+        np.testing.assert_array_equal(predicted, own.predict(users, movies, matrix))
+        served.append(shared)
+    assert served[0].knn is served[1].knn
+    assert len(fits._fits) == 2  # the whole ratings and the blend's split
+    assert not np.array_equal(served[0].weights, served[1].weights)  # the MF settings did differ

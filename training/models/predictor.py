@@ -9,6 +9,7 @@ trust such weights, the MF model is served alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from training.models.knn import ItemKNN, KNNConfig
 from training.models.rating import RatingConfig, RatingModel
+
+FitKNN = Callable[[sp.csr_matrix, KNNConfig], ItemKNN]
 
 
 class PredictorConfig(BaseModel):
@@ -60,9 +63,16 @@ class RatingPredictor:
 
     @classmethod
     def fit(
-        cls, ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple[float, float], offset: float = 0.0
+        cls,
+        ratings: sp.csr_matrix,
+        config: PredictorConfig,
+        scale: tuple[float, float],
+        offset: float = 0.0,
+        fit_knn: FitKNN = ItemKNN.fit,
     ) -> RatingPredictor:
-        """Fit on a users x movies CSR of ratings; `offset` is the drift shift (see `drift_offset`)."""
+        """Fit on a users x movies CSR of ratings; `offset` is the drift shift (see `drift_offset`).
+        `fit_knn` fits the kNN part (evaluation passes one that reuses fits across a grid of MF
+        settings: the kNN does not depend on them)."""
         ratings = ratings.tocsr()
         mf = RatingModel.fit(
             ratings, config.mf if ratings.nnz <= config.large_ratings else config.mf_large, scale
@@ -70,8 +80,8 @@ class RatingPredictor:
         held_out = ratings.nnz * config.validation_fraction
         if not config.blend or held_out < config.min_blend_ratings or ratings.nnz > config.max_blend_ratings:
             return cls(mf, None, np.array([0.0, 1.0, 0.0]), scale, offset)
-        weights = _blend_weights(ratings, config, scale)
-        return cls(mf, ItemKNN.fit(ratings, config.knn), weights, scale, offset)
+        weights = _blend_weights(ratings, config, scale, fit_knn)
+        return cls(mf, fit_knn(ratings, config.knn), weights, scale, offset)
 
     def predict(self, users: np.ndarray, items: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Predictions for user/movie positions (-1 = unknown); `history` holds the users' ratings."""
@@ -119,13 +129,15 @@ def drift_offset(ratings: pd.DataFrame, recent_days: float | None) -> float:
     return float(ratings.loc[recent, "rating"].mean() - ratings["rating"].mean())
 
 
-def _blend_weights(ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple[float, float]) -> np.ndarray:
+def _blend_weights(
+    ratings: sp.csr_matrix, config: PredictorConfig, scale: tuple[float, float], fit_knn: FitKNN
+) -> np.ndarray:
     coo = ratings.tocoo()
     rng = np.random.default_rng(config.seed)
     held = rng.random(coo.nnz) < config.validation_fraction
     train = sp.csr_matrix((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=ratings.shape)
     mf = RatingModel.fit(train, config.mf, scale)
-    knn = ItemKNN.fit(train, config.knn)
+    knn = fit_knn(train, config.knn)
     users, items, actual = coo.row[held], coo.col[held], coo.data[held]
     features = np.column_stack(
         [np.ones(len(actual)), mf.predict(users, items), knn.predict(users, items, train)]
