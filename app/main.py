@@ -40,7 +40,8 @@ allows) and star-rating prediction, served from a verified artifact bundle built
 
 
 class StartupError(RuntimeError):
-    """The service cannot start: no valid bundle or home page config."""
+    """The service cannot start: no valid bundle or home page config, a database that answers
+    without this code's schema, or migrations asked for that cannot run."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
