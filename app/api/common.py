@@ -138,7 +138,7 @@ class JSONRoute(APIRoute):
 
 
 def _refuse_unknown(query: QueryParams, accepted: list[str]) -> None:
-    unknown = [name for name in dict.fromkeys(query) if name not in accepted]
+    unknown = [name for name in query if name not in accepted]  # each name once
     if unknown:
         raise RequestValidationError([unknown_parameter(name, query[name], accepted) for name in unknown])
 

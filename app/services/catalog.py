@@ -155,7 +155,8 @@ class Catalog:
         """(total, positions): title matches best tier first (app.services.search), then by
         popularity; every eligible movie, by popularity, for an empty query."""
         mask = self.eligible(filters)
-        ranked = self._ranked(query.strip()) if query.strip() else self._by_popularity
+        query = query.strip()
+        ranked = self._ranked(query) if query else self._by_popularity
         hits = ranked if mask is None else ranked[mask[ranked]]
         return len(hits), hits[offset : offset + limit].tolist()
 
